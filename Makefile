@@ -1,0 +1,44 @@
+# The house's entry points. `make demo` and `make test` work on a fresh clone.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PRESET ?= quick
+
+.PHONY: setup web browser demo test test-all lint bench study clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed web  ## install the project and build the dashboard
+
+web:  ## build the dashboard's assets (npm registry only, no CDN at run time)
+	@if [ -f web/package.json ]; then \
+	  cd web && (npm ci --no-audit --no-fund || npm install --no-audit --no-fund) && npm run build; \
+	fi
+
+browser:  ## Debian's Chromium for the browser tests (Playwright's own download fails offline)
+	@command -v /usr/bin/chromium >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
+
+demo: setup  ## generate the benchmark, train a teacher, distil a student, print the table
+	$(BIN)/distillery demo --preset $(PRESET)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check core store api worker cli tests bench || true
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+test: setup browser  ## lint, import contracts, mypy and the whole default test suite
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) web/node_modules web/dist .distillery

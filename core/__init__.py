@@ -1,0 +1,1 @@
+"""The engine: PyTorch, torchvision, pycocotools; nothing of the platform."""

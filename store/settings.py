@@ -1,0 +1,60 @@
+"""One settings object for the platform (environment variables prefixed DISTILLERY_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Platform configuration; the defaults are the embedded deployment on one machine."""
+
+    model_config = SettingsConfigDict(env_prefix="DISTILLERY_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Field(default_factory=lambda: Path.cwd() / ".distillery")
+    database_url: str | None = None  # default: SQLite in data_dir
+    broker_url: str | None = None  # default: kombu's SQLAlchemy transport on SQLite in data_dir
+    blob_backend: Literal["local", "s3"] = "local"
+    blob_root: Path | None = None  # default: data_dir / "blobs"
+    s3_endpoint_url: str | None = None
+    s3_bucket: str = "distillery"
+    s3_region: str = "us-east-1"
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    secret_key: str = "development-only-secret"
+    max_upload_bytes: int = 2 * 1024**3
+    max_unpacked_bytes: int = 8 * 1024**3
+    max_unpacked_files: int = 200_000
+    lease_seconds: int = 60
+    heartbeat_seconds: int = 10
+    max_attempts: int = 3
+    job_queue: str = "gpu"
+    cors_origins: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.environment == "production":
+            if self.secret_key == "development-only-secret":
+                raise ValueError("DISTILLERY_SECRET_KEY must be set in production")
+            if self.database_url is None or self.database_url.startswith("sqlite"):
+                raise ValueError("production needs DISTILLERY_DATABASE_URL (PostgreSQL)")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to SQLite inside data_dir."""
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'distillery.db'}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        """The Celery broker URL, defaulting to a serverless SQLite broker inside data_dir."""
+        return self.broker_url or f"sqla+sqlite:///{self.data_dir.resolve() / 'broker.db'}"
+
+    @property
+    def resolved_blob_root(self) -> Path:
+        """The local blob folder."""
+        return (self.blob_root or self.data_dir / "blobs").resolve()
