@@ -1,9 +1,208 @@
-"""Commands of the `run` group (placeholder until its owner writes it)."""
+"""Commands that run the engine locally: `run`, `ablate` and `demo`."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from core.spec import ABLATION_PRESETS, JobSpec
+
+EXIT_SPEC_ERROR = 2
+EXIT_RUN_ERROR = 1
+EXIT_CANCELED = 130
+
+
+class SpecFileError(ValueError):
+    """A spec file that cannot be read or parsed, or a bad `--set` override."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register this group's commands on the top-level parser."""
+    run = sub.add_parser("run", help="run a job spec (teacher, distill or evaluate) locally")
+    run.add_argument("spec", type=Path, help="job spec (YAML or JSON)")
+    run.add_argument("--out", type=Path, required=True, help="output folder")
+    run.add_argument("--resume", type=Path, default=None, help="checkpoint to resume from")
+    _add_common(run)
+    run.set_defaults(handler=_run)
+
+    ablate = sub.add_parser("ablate", help="run a distill spec as the paper's ablation variants")
+    ablate.add_argument("spec", type=Path, help="distill job spec (YAML or JSON)")
+    ablate.add_argument("--out", type=Path, required=True, help="output folder")
+    ablate.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default 0)")
+    ablate.add_argument(
+        "--variants",
+        nargs="+",
+        choices=ABLATION_PRESETS,
+        default=list(ABLATION_PRESETS),
+        help="variants (default: all)",
+    )
+    _add_common(ablate)
+    ablate.set_defaults(handler=_ablate)
+
+    demo = sub.add_parser(
+        "demo", help="synthetic benchmark, a teacher, then no-KD vs HKD students: the table"
+    )
+    demo.add_argument("--preset", choices=("quick", "full"), default="quick")
+    demo.add_argument("--out", type=Path, default=None, help="output folder (default runs/demo-*)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.set_defaults(handler=_demo)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a spec field, e.g. --set schedule.epochs=3 (value parsed as YAML)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+# --------------------------------------------------------------------------- spec loading
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """Set `key.path=value` inside a nested mapping (the value is parsed as YAML)."""
+    key, sep, raw = override.partition("=")
+    if not sep or not key.strip():
+        raise SpecFileError(f"--set {override!r}: expected KEY.PATH=VALUE")
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise SpecFileError(f"--set {override!r}: '{part}' is not a section")
+        node = child
+    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+
+
+def load_spec(path: Path, overrides: Sequence[str] = ()) -> JobSpec:
+    """A JobSpec from a YAML/JSON file plus overrides; ValidationError or SpecFileError."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise SpecFileError(f"{path}: cannot read the spec ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise SpecFileError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise SpecFileError(f"{path}: a spec is a mapping of sections (kind, data, ...)")
+    for override in overrides:
+        apply_override(data, override)
+    return JobSpec.model_validate(data)
+
+
+def format_validation_error(error: ValidationError) -> list[str]:
+    """One line per pydantic error: the field path, then the message."""
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(spec)"
+        lines.append(f"  {where}: {item['msg']}")
+    return lines
+
+
+def _spec_or_exit(path: Path, overrides: Sequence[str]) -> JobSpec | int:
+    try:
+        return load_spec(path, overrides)
+    except SpecFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except ValidationError as exc:
+        print(f"error: {path} is not a valid job spec:", file=sys.stderr)
+        for line in format_validation_error(exc):
+            print(line, file=sys.stderr)
+    return EXIT_SPEC_ERROR
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+
+
+# --------------------------------------------------------------------------- commands
+def _guarded(action: Any) -> int:
+    """Run `action()`, turning user errors and cancellation into exit statuses."""
+    from core.engine.hooks import TrainingCanceled
+
+    try:
+        action()
+    except TrainingCanceled as exc:
+        print(f"canceled: {exc}", file=sys.stderr)
+        return EXIT_CANCELED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_CANCELED
+    except ValueError as exc:  # dataset, checkpoint and spec errors users can fix
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_RUN_ERROR
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    spec = _spec_or_exit(args.spec, args.overrides)
+    if isinstance(spec, int):
+        return spec
+    _configure_logging()
+    from core.engine.jobs import run_job
+
+    def action() -> None:
+        result = run_job(spec, args.out, resume=args.resume, progress=not args.quiet)
+        print(_summary(result.metrics))
+        for artifact in result.artifacts:
+            print(f"  {artifact.kind:<20} {artifact.path}")
+
+    return _guarded(action)
+
+
+def _ablate(args: argparse.Namespace) -> int:
+    spec = _spec_or_exit(args.spec, args.overrides)
+    if isinstance(spec, int):
+        return spec
+    _configure_logging()
+    from core.engine.ablation import format_ablation_table, run_ablation
+
+    def action() -> None:
+        result = run_ablation(
+            spec, args.out, seeds=args.seeds, variants=args.variants, progress=not args.quiet
+        )
+        print(format_ablation_table(result))
+        print(f"written: {Path(args.out) / 'ablation.json'}")
+
+    return _guarded(action)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    _configure_logging()
+    from core.engine.demo import DEMO_PRESETS, run_demo
+
+    preset = DEMO_PRESETS[args.preset]()
+    out = args.out or Path("runs") / f"demo-{preset.name}"
+
+    def action() -> None:
+        result = run_demo(preset, out, progress=not args.quiet)
+        print()
+        print(
+            f"Demo '{preset.name}' ({result['seconds']:.0f} s), AP in % on the synthetic val split:"
+        )
+        print(result["table"])
+        print(f"written: {out / 'demo.json'}")
+
+    return _guarded(action)
+
+
+def _summary(metrics: dict[str, Any]) -> str:
+    """A short text summary of a metrics.json document."""
+    lines = [f"{metrics['kind']} job done (spec {metrics['spec_hash']})"]
+    for role in ("teacher", "student"):
+        values = metrics.get(role)
+        if values:
+            shown = {k: round(100 * v, 1) for k, v in values.items() if k != "per_class"}
+            lines.append(f"  {role}: {json.dumps(shown)}")
+    return "\n".join(lines)

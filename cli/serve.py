@@ -1,9 +1,383 @@
-"""Commands of the `serve` group (placeholder until its owner writes it)."""
+"""Commands `serve` (the API with an embedded worker) and `worker` (a Celery worker)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from store.settings import Settings
+
+WORKER_STOP_GRACE_S = 10.0
+DEMO_TEAM = "demo"
+DEMO_EMAIL = "admin@demo.local"
+DEMO_PASSWORD = "distillery-demo"
+DEMO_DATASET = "demo-synthetic"
+DEMO_TEACHER = "demo-teacher"
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register this group's commands on the top-level parser."""
+    """Register `serve` and `worker` on the top-level parser."""
+    serve = sub.add_parser(
+        "serve",
+        help="run the platform on this machine: API, dashboard and an embedded worker",
+        description="Migrate the database, then run the API (uvicorn) and a Celery worker on "
+        "the same settings (default: SQLite, a local blob folder and a serverless broker in "
+        "DISTILLERY_DATA_DIR). Ctrl-C stops both.",
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--no-worker", action="store_true", help="run the API only")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="create a demo team, user and token, upload a synthetic dataset (and a teacher) "
+        "and queue a job",
+    )
+    serve.add_argument(
+        "--teacher",
+        type=Path,
+        help="teacher checkpoint for --demo (default: the one `distillery demo` produced)",
+    )
+    serve.add_argument(
+        "--teacher-arch", default="retinanet_resnet18_fpn", help="architecture of --teacher"
+    )
+    serve.add_argument("--teacher-fpn-channels", type=int, default=None)
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(handler=_serve)
+
+    worker = sub.add_parser(
+        "worker",
+        help="run a Celery worker for jobs and validations",
+        description="Run a worker (one per GPU, concurrency 1) consuming the job queue and the "
+        "validation queue on the settings' broker, with the lease reaper.",
+    )
+    worker.add_argument(
+        "--queues", default=None, help="comma-separated queues (default: <job_queue>,default)"
+    )
+    worker.add_argument("--concurrency", type=int, default=1)
+    worker.add_argument(
+        "--pool", default="prefork", choices=("prefork", "solo", "threads"), help="Celery pool"
+    )
+    worker.add_argument("--hostname", default=None, help="Celery node name")
+    worker.add_argument("--log-level", default="info")
+    worker.set_defaults(handler=_worker)
+
+
+def worker_argv(
+    settings: Settings,
+    *,
+    queues: str | None = None,
+    concurrency: int = 1,
+    pool: str = "prefork",
+    hostname: str | None = None,
+    log_level: str = "info",
+) -> list[str]:
+    """The `celery worker` arguments for the platform's worker."""
+    queues = queues or f"{settings.job_queue},default"
+    argv = [
+        "worker",
+        f"--queues={queues}",
+        f"--concurrency={concurrency}",
+        f"--pool={pool}",
+        f"--loglevel={log_level.upper()}",
+        # Gossip, mingle and heartbeats need broadcast, which the serverless broker lacks;
+        # leases in the database do their job.
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+    if hostname:
+        argv.append(f"--hostname={hostname}")
+    return argv
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from store.settings import Settings
+    from worker.celery_app import make_celery
+
+    settings = Settings()
+    app = make_celery(settings)
+    app.worker_main(
+        worker_argv(
+            settings,
+            queues=args.queues,
+            concurrency=args.concurrency,
+            pool=args.pool,
+            hostname=args.hostname,
+            log_level=args.log_level,
+        )
+    )
+    return 0
+
+
+def start_worker_process(settings: Settings, *, log_level: str = "info") -> subprocess.Popen[bytes]:
+    """A `distillery worker` subprocess on `settings`, in its own process group."""
+    env = dict(os.environ)
+    env["DISTILLERY_DATA_DIR"] = str(settings.data_dir.resolve())
+    env["DISTILLERY_DATABASE_URL"] = settings.resolved_database_url
+    env["DISTILLERY_BROKER_URL"] = settings.resolved_broker_url
+    command = [sys.executable, "-m", "cli.main", "worker", f"--log-level={log_level}"]
+    # Its own session: Ctrl-C reaches only `serve`, which then stops the worker in order.
+    return subprocess.Popen(command, env=env, start_new_session=True)
+
+
+def stop_worker_process(
+    proc: subprocess.Popen[bytes], *, grace: float = WORKER_STOP_GRACE_S
+) -> int:
+    """Stop a worker: warm shutdown, then kill after `grace` seconds (its job resumes later)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            print(
+                "worker: a job is still running; stopping it now (it resumes from its last "
+                "checkpoint when the platform runs again)",
+                file=sys.stderr,
+            )
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return int(proc.returncode or 0)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+    from api.main import create_app
+
+    from store.migrate import upgrade
+    from store.settings import Settings
+    from worker.celery_app import make_celery
+    from worker.reaper import Reaper
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+    print(f"distillery: data in {settings.data_dir.resolve()}", file=sys.stderr)
+    worker = None if args.no_worker else start_worker_process(settings, log_level=args.log_level)
+    reaper = Reaper(make_celery(settings)).start()
+    if args.demo:
+        threading.Thread(
+            target=_demo_safely,
+            args=(settings, args),
+            name="demo-seed",
+            daemon=True,
+        ).start()
+    try:
+        uvicorn.run(
+            create_app(settings), host=args.host, port=args.port, log_level=args.log_level
+        )
+    finally:
+        reaper.stop()
+        if worker is not None:
+            stop_worker_process(worker)
+    return 0
+
+
+# --- the demo --------------------------------------------------------------------------------
+
+
+def _demo_safely(settings: Settings, args: argparse.Namespace) -> None:
+    try:
+        seed_demo(
+            settings,
+            teacher=args.teacher,
+            teacher_arch=args.teacher_arch,
+            teacher_fpn_channels=args.teacher_fpn_channels,
+            server=f"http://{args.host}:{args.port}",
+        )
+    except Exception as exc:  # the server keeps running; say what went wrong
+        print(f"demo: could not set up the demo: {exc}", file=sys.stderr)
+
+
+def _default_teacher(settings: Settings) -> Path | None:
+    # Where `distillery demo` leaves its trained teacher, if it ran in this data folder.
+    for candidate in (
+        settings.data_dir / "demo" / "teacher.safetensors",
+        settings.data_dir / "demo" / "teacher" / "teacher.safetensors",
+    ):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _wait_for_status(read: Any, *, timeout: float = 600.0) -> str:
+    deadline = time.monotonic() + timeout
+    status = read()
+    while status == "validating" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        status = read()
+    return str(status)
+
+
+def seed_demo(
+    settings: Settings,
+    *,
+    teacher: Path | None = None,
+    teacher_arch: str = "retinanet_resnet18_fpn",
+    teacher_fpn_channels: int | None = None,
+    server: str = "http://127.0.0.1:8000",
+) -> dict[str, Any]:
+    """Create (idempotently) the demo team, user, token, dataset, teacher, and queue a job."""
+    import hashlib
+    import shutil
+    import tempfile
+
+    from core.data.synthetic import generate_synthetic
+    from store import repositories as repo
+    from store.blobs import make_blob_store
+    from store.db import make_engine, make_session_factory, session_scope
+    from store.models import Dataset, Job, Teacher
+    from worker.celery_app import (
+        TASK_RUN_JOB,
+        TASK_VALIDATE_DATASET,
+        TASK_VALIDATE_TEACHER,
+        make_celery,
+    )
+
+    engine = make_engine(settings.resolved_database_url)
+    sessions = make_session_factory(engine)
+    blobs = make_blob_store(settings)
+    app = make_celery(settings)
+    made: dict[str, Any] = {}
+    teacher = teacher or _default_teacher(settings)
+    with session_scope(sessions) as session:
+        team = repo.get_team_by_name(session, name=DEMO_TEAM) or repo.create_team(
+            session, name=DEMO_TEAM
+        )
+        user = repo.get_user_by_email(session, email=DEMO_EMAIL)
+        if user is None:
+            user = repo.create_user(
+                session, email=DEMO_EMAIL, name="Demo admin", password=DEMO_PASSWORD
+            )
+        repo.add_member(session, team_id=team.id, user_id=user.id, role="admin")
+        token, _ = repo.create_token(session, user_id=user.id, name="demo")
+        team_id, user_id = team.id, user.id
+        dataset = session.query(Dataset).filter_by(team_id=team_id, name=DEMO_DATASET).first()
+        dataset_id = dataset.id if dataset is not None else None
+        existing_teacher = session.query(Teacher).filter_by(
+            team_id=team_id, name=DEMO_TEACHER
+        ).first()
+        teacher_id = existing_teacher.id if existing_teacher is not None else None
+    print(
+        f"demo: team {DEMO_TEAM!r}, user {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
+        f"demo: API token {token}\n"
+        f"demo: try  DISTILLERY_SERVER={server} DISTILLERY_TOKEN={token} distillery jobs",
+        file=sys.stderr,
+    )
+    made["token"] = token
+    if dataset_id is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = generate_synthetic(Path(tmp) / "data", images=60, size=160, seed=0)
+            archive = Path(shutil.make_archive(str(Path(tmp) / "demo"), "zip", folder))
+            digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+            key = f"datasets/demo/{digest[:16]}.zip"
+            blobs.put_file(key, archive)
+            with session_scope(sessions) as session:
+                dataset_id = repo.create_dataset(
+                    session,
+                    team_id=team_id,
+                    created_by=user_id,
+                    name=DEMO_DATASET,
+                    archive_key=key,
+                    format="coco",
+                    size_bytes=archive.stat().st_size,
+                    sha256=digest,
+                ).id
+        app.send_task(TASK_VALIDATE_DATASET, args=[dataset_id], queue="default")
+    made["dataset_id"] = dataset_id
+    if teacher_id is None and teacher is not None:
+        from core.models.checkpoints import read_provenance
+
+        # A teacher exported by core names its architecture in its metadata.
+        meta = read_provenance(teacher)
+        teacher_arch = meta.get("arch", teacher_arch)
+        if teacher_fpn_channels is None and str(meta.get("fpn_channels", "")).isdigit():
+            teacher_fpn_channels = int(meta["fpn_channels"])
+        key = f"teachers/demo/{teacher.name}"
+        blobs.put_file(key, teacher)
+        with session_scope(sessions) as session:
+            teacher_id = repo.create_teacher(
+                session,
+                team_id=team_id,
+                created_by=user_id,
+                name=DEMO_TEACHER,
+                arch=teacher_arch,
+                checkpoint_key=key,
+                fpn_channels=teacher_fpn_channels or 256,
+                size_bytes=teacher.stat().st_size,
+                sha256=hashlib.sha256(teacher.read_bytes()).hexdigest(),
+            ).id
+        app.send_task(TASK_VALIDATE_TEACHER, args=[teacher_id], queue="default")
+    made["teacher_id"] = teacher_id
+
+    def status_of(model: Any, row_id: int) -> str:
+        with session_scope(sessions) as session:
+            row = session.get(model, row_id)
+            return "missing" if row is None else str(row.status)
+
+    if _wait_for_status(lambda: status_of(Dataset, dataset_id)) != "ready":
+        print("demo: the demo dataset is not ready; no job queued", file=sys.stderr)
+        return made
+    teacher_ready = teacher_id is not None and (
+        _wait_for_status(lambda: status_of(Teacher, teacher_id)) == "ready"
+    )
+    spec = demo_spec(dataset_id=dataset_id, teacher_id=teacher_id if teacher_ready else None)
+    with session_scope(sessions) as session:
+        queued = session.query(Job).filter(
+            Job.team_id == team_id, Job.name == spec["name"]
+        ).first()
+        if queued is not None:
+            made["job_id"] = queued.id
+            return made
+        from core.spec import JobSpec
+
+        job = repo.create_job(
+            session,
+            team_id=team_id,
+            created_by=user_id,
+            kind=spec["kind"],
+            spec=spec,
+            spec_hash=JobSpec.model_validate(spec).spec_hash(),
+            name=spec["name"],
+            dataset_id=dataset_id,
+            teacher_id=teacher_id if teacher_ready else None,
+            max_attempts=settings.max_attempts,
+        )
+        job_id = job.id
+    app.send_task(TASK_RUN_JOB, args=[job_id], queue=settings.job_queue)
+    print(f"demo: queued job {job_id} ({spec['kind']}); open {server}", file=sys.stderr)
+    made["job_id"] = job_id
+    engine.dispose()
+    return made
+
+
+def demo_spec(*, dataset_id: int, teacher_id: int | None) -> dict[str, Any]:
+    """A small job on the demo dataset: distillation with a teacher, teacher training without."""
+    data = {"dataset_id": dataset_id, "image_size": 160, "batch_size": 4}
+    schedule = {"epochs": 2, "max_steps_per_epoch": 20, "warmup_steps": 5}
+    if teacher_id is None:
+        return {
+            "kind": "teacher",
+            "name": "demo teacher",
+            "data": data,
+            "teacher": {"arch": "retinanet_resnet18_fpn"},
+            "schedule": schedule,
+        }
+    return {
+        "kind": "distill",
+        "name": "demo distillation",
+        "data": data,
+        "teacher": {"teacher_id": teacher_id},
+        "student": {"arch": "retinanet_mobilenet_v2_fpn"},
+        "schedule": schedule,
+    }

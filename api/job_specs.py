@@ -1,0 +1,114 @@
+"""Validating a submitted job spec for the platform: core.spec rules plus the team's resources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from api.errors import FieldErrors
+from core.spec import JobSpec
+from store import repositories as repo
+from store.models import Dataset, Teacher
+
+SPEC_LOC: tuple[str, ...] = ("body", "spec")
+
+# Server-side paths would let a spec read any file the worker can see: on the platform, data
+# and teachers are referenced by id. (pretrained_backbone stays: an operator-provided file.)
+_LOCAL_PATH_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("data", "path", "use data.dataset_id (an uploaded dataset) on the platform"),
+    ("teacher", "checkpoint", "use teacher.teacher_id (an uploaded teacher) on the platform"),
+    ("student", "checkpoint", "student checkpoints from local paths are not allowed here"),
+)
+
+
+@dataclass
+class AcceptedSpec:
+    """A spec valid for the platform, with the rows it references."""
+
+    spec: JobSpec
+    dataset: Dataset
+    teacher: Teacher | None
+
+
+def _error(loc: tuple[str | int, ...], msg: str, type: str = "value_error") -> dict[str, Any]:
+    return {"loc": [*SPEC_LOC, *loc], "msg": msg, "type": type}
+
+
+def parse_spec(raw: dict[str, Any]) -> JobSpec:
+    """`raw` as a JobSpec, or a 422 listing every error with its `loc` inside the spec."""
+    try:
+        return JobSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise FieldErrors(
+            [_error(tuple(e["loc"]), e["msg"], e["type"]) for e in exc.errors()]
+        ) from None
+
+
+def accept_spec(session: Session, *, team_id: int, raw: dict[str, Any]) -> AcceptedSpec:
+    """Validate a submitted spec against core.spec and the team's ready dataset and teacher.
+
+    The teacher's `arch` and `fpn_channels` are filled in from the referenced teacher when the
+    spec leaves them out; a spec that contradicts the teacher is refused. Raises a 422 naming
+    each field at fault.
+    """
+    spec = parse_spec(raw)
+    errors: list[dict[str, Any]] = []
+    for section, field, hint in _LOCAL_PATH_FIELDS:
+        part = getattr(spec, section)
+        if part is not None and getattr(part, field) is not None:
+            errors.append(_error((section, field), f"local paths are not allowed: {hint}"))
+
+    dataset: Dataset | None = None
+    dataset_id = spec.data.dataset_id
+    if dataset_id is None:
+        errors.append(_error(("data", "dataset_id"), "a platform job needs a dataset id"))
+    else:
+        dataset = repo.get_dataset(session, team_id=team_id, dataset_id=dataset_id)
+        if dataset is None:
+            errors.append(_error(("data", "dataset_id"), f"dataset {dataset_id} not found"))
+        elif dataset.status != "ready":
+            errors.append(
+                _error(
+                    ("data", "dataset_id"),
+                    f"dataset {dataset_id} is {dataset.status}, not ready",
+                )
+            )
+
+    teacher: Teacher | None = None
+    updates: dict[str, Any] = {}
+    if spec.teacher is not None and spec.teacher.teacher_id is not None:
+        teacher_id = spec.teacher.teacher_id
+        teacher = repo.get_teacher(session, team_id=team_id, teacher_id=teacher_id)
+        if teacher is None:
+            errors.append(_error(("teacher", "teacher_id"), f"teacher {teacher_id} not found"))
+        elif teacher.status != "ready":
+            errors.append(
+                _error(
+                    ("teacher", "teacher_id"),
+                    f"teacher {teacher_id} is {teacher.status}, not ready",
+                )
+            )
+        else:
+            given = spec.teacher.model_fields_set
+            for field, value in (("arch", teacher.arch), ("fpn_channels", teacher.fpn_channels)):
+                if field not in given:
+                    updates[field] = value
+                elif getattr(spec.teacher, field) != value:
+                    errors.append(
+                        _error(
+                            ("teacher", field),
+                            f"{getattr(spec.teacher, field)!r} contradicts teacher "
+                            f"{teacher_id}, whose {field} is {value!r}",
+                        )
+                    )
+    if errors:
+        raise FieldErrors(errors)
+    assert dataset is not None
+    if updates and spec.teacher is not None:
+        raw_filled = spec.model_dump(mode="json", exclude_unset=False)
+        raw_filled["teacher"].update(updates)
+        spec = parse_spec(raw_filled)
+    return AcceptedSpec(spec=spec, dataset=dataset, teacher=teacher)

@@ -1,0 +1,110 @@
+"""The FastAPI application factory: REST API under /api/v1, dashboard at /, docs at /docs."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from api.queue import TaskQueue, make_celery_client
+from api.routes import artifacts, auth, compare, datasets, events, health, jobs, teachers
+from store.blobs import make_blob_store
+from store.db import make_engine, make_session_factory
+from store.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+def web_dist_dir() -> Path | None:
+    """The dashboard's built assets (web/dist), in the repository or the installed package."""
+    candidates = [Path(__file__).resolve().parent.parent / "web" / "dist"]
+    spec = importlib.util.find_spec("web")
+    if spec is not None and spec.submodule_search_locations:
+        candidates += [Path(p) / "dist" for p in spec.submodule_search_locations]
+    for folder in candidates:
+        if (folder / "index.html").is_file():
+            return folder
+    return None
+
+
+def api_router() -> APIRouter:
+    """Every resource router under one router (mounted at /api/v1)."""
+    router = APIRouter()
+    for module in (auth, datasets, teachers, jobs, events, artifacts, compare, health):
+        router.include_router(module.router)
+    return router
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    # Bugs stay bugs (logged with the traceback), but the client still gets JSON.
+    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app: engine, session factory, blob store and Celery client live on app.state."""
+    settings = settings or Settings()
+    engine = make_engine(settings.resolved_database_url)
+    session_factory = make_session_factory(engine)
+    blobs = make_blob_store(settings)
+    queue = TaskQueue(make_celery_client(settings), settings.job_queue)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        queue.close()
+        engine.dispose()
+
+    app = FastAPI(
+        title="Distillery",
+        summary="Hierarchical knowledge distillation for small-object detection, as a service.",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = session_factory
+    app.state.blobs = blobs
+    app.state.queue = queue
+    app.add_exception_handler(Exception, _unexpected_error)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type", "X-Team-Id", "Last-Event-ID"],
+        )
+
+    app.include_router(api_router(), prefix=API_PREFIX)
+    # Probes at the root as well: orchestrators expect /healthz and /readyz there.
+    app.include_router(health.router, include_in_schema=False)
+
+    dist = web_dist_dir()
+    if dist is not None:
+        # The dashboard uses hash routing, so serving files (index.html at /) is enough.
+        app.mount("/", StaticFiles(directory=dist, html=True), name="web")
+    else:
+
+        @app.get("/", include_in_schema=False)
+        def dashboard_not_built() -> JSONResponse:
+            return JSONResponse(
+                {
+                    "message": "Distillery API. The dashboard is not built (run `make web`).",
+                    "api": API_PREFIX,
+                    "docs": "/docs",
+                }
+            )
+
+    return app

@@ -1,0 +1,82 @@
+"""Comparing jobs: headline metrics side by side and the differences of their specs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.comparison import COCO_METRICS, headline_metrics, side_by_side, spec_diff
+from api.deps import CurrentTeam, SessionDep
+from api.errors import FieldError, not_found
+from api.routes.jobs import job_publics
+from api.schemas import ComparePublic, SpecDifference
+from store import repositories as repo
+from store.models import MetricPoint
+
+router = APIRouter(tags=["compare"])
+
+MAX_COMPARED = 20
+
+
+def parse_job_ids(raw: str) -> list[int]:
+    """`1,2,3` as distinct ids in order; 422 naming `jobs` otherwise."""
+    ids: list[int] = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if not part.isdigit():
+            raise FieldError(422, ["query", "jobs"], f"{part!r} is not a job id")
+        if int(part) not in ids:
+            ids.append(int(part))
+    if not ids:
+        raise FieldError(422, ["query", "jobs"], "name at least one job id, e.g. jobs=1,2")
+    if len(ids) > MAX_COMPARED:
+        raise FieldError(422, ["query", "jobs"], f"at most {MAX_COMPARED} jobs at once")
+    return ids
+
+
+def _latest_eval(session: Session, job_ids: list[int]) -> dict[int, dict[str, Any]]:
+    # Jobs still running have no metrics.json yet; their last evaluation stands in.
+    names = [f"eval/{name}" for name in COCO_METRICS]
+    rows = session.execute(
+        select(MetricPoint.job_id, MetricPoint.name, MetricPoint.value)
+        .where(MetricPoint.job_id.in_(job_ids), MetricPoint.name.in_(names))
+        .order_by(MetricPoint.id)
+    )
+    latest: dict[int, dict[str, Any]] = {}
+    for job_id, name, value in rows:
+        latest.setdefault(job_id, {})[name.removeprefix("eval/")] = value
+    return latest
+
+
+@router.get("/compare", response_model=ComparePublic)
+def compare_jobs(
+    team: CurrentTeam,
+    session: SessionDep,
+    jobs: Annotated[str, Query(description="comma-separated job ids, e.g. 1,2,3")],
+) -> ComparePublic:
+    """Jobs side by side: `metrics[name][i]` belongs to `jobs[i]`; `spec_diff` lists every
+    spec leaf that differs (e.g. `distill.levels.p2.spatial`) with each job's value."""
+    ids = parse_job_ids(jobs)
+    found = repo.get_jobs(session, team_id=team.id, job_ids=ids)
+    found_ids = {job.id for job in found}
+    for job_id in ids:
+        if job_id not in found_ids:
+            raise not_found("job", job_id)
+    unevaluated = [job.id for job in found if not (job.metrics or {}).get("student")]
+    evals = _latest_eval(session, unevaluated)
+    per_job = []
+    for job in found:
+        metrics = dict(job.metrics or {})
+        if not metrics.get("student") and job.id in evals:
+            metrics["student"] = evals[job.id]
+        per_job.append(headline_metrics(metrics))
+    return ComparePublic(
+        jobs=job_publics(session, found),
+        metrics=side_by_side(per_job),
+        spec_diff=[SpecDifference(**d) for d in spec_diff([job.spec for job in found])],
+    )

@@ -1,0 +1,247 @@
+"""Request and response shapes of the REST API (XCreate / XPublic / XsPublic families)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Public(BaseModel):
+    """Base of response models: built from ORM rows by attribute, never the rows themselves."""
+
+    model_config = ConfigDict(from_attributes=True, protected_namespaces=())
+
+
+class ErrorItem(BaseModel):
+    """One user error: where (`loc`, e.g. ["body", "file"]) and what is wrong (`msg`)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str = "value_error"
+
+
+class ErrorBody(BaseModel):
+    """The body of every 4xx/5xx answer: a message, or a list of field errors."""
+
+    detail: str | list[ErrorItem]
+
+
+# --- auth ---------------------------------------------------------------------------------
+
+
+class LoginRequest(BaseModel):
+    """Credentials exchanged for an API token."""
+
+    email: str = Field(min_length=3, max_length=254)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class TokenPublic(BaseModel):
+    """A freshly issued API token (shown once; only its hash is stored)."""
+
+    token: str
+    token_type: Literal["bearer"] = "bearer"
+
+
+class TeamRole(BaseModel):
+    """A team the user belongs to and the user's role in it."""
+
+    id: int
+    name: str
+    role: str
+
+
+class MePublic(BaseModel):
+    """The signed-in user and the teams they can act in."""
+
+    id: int
+    email: str
+    name: str
+    teams: list[TeamRole]
+
+
+# --- datasets -----------------------------------------------------------------------------
+
+
+class DatasetPublic(_Public):
+    """An uploaded dataset with its validation outcome."""
+
+    id: int
+    team_id: int
+    name: str
+    format: str
+    status: str
+    size_bytes: int
+    sha256: str
+    statistics: dict[str, Any] | None = None
+    errors: list[Any] | None = None
+    created_by: int | None = None
+    created_at: datetime
+    updated_at: datetime | None = None
+
+
+class DatasetsPublic(BaseModel):
+    """A page of datasets and the total count."""
+
+    data: list[DatasetPublic]
+    count: int
+
+
+# --- teachers -----------------------------------------------------------------------------
+
+
+class TeacherPublic(_Public):
+    """An uploaded (or trained) teacher checkpoint with its declared architecture."""
+
+    id: int
+    team_id: int
+    name: str
+    arch: str
+    num_classes: int | None = None
+    fpn_channels: int
+    status: str
+    size_bytes: int
+    sha256: str
+    source_job_id: int | None = None
+    errors: list[Any] | None = None
+    info: dict[str, Any] | None = None
+    created_by: int | None = None
+    created_at: datetime
+
+
+class TeachersPublic(BaseModel):
+    """A page of teachers and the total count."""
+
+    data: list[TeacherPublic]
+    count: int
+
+
+# --- jobs ---------------------------------------------------------------------------------
+
+
+class JobCreate(BaseModel):
+    """A new job: a `core.spec.JobSpec` mapping (validated by the route) and an optional name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    spec: dict[str, Any]
+    name: str | None = Field(None, max_length=200)
+
+
+class JobPublic(_Public):
+    """A job as the dashboard and the CLI see it."""
+
+    id: int
+    team_id: int
+    name: str
+    kind: str
+    state: str
+    spec: dict[str, Any]
+    spec_hash: str
+    dataset_id: int | None = None
+    teacher_id: int | None = None
+    created_by: int | None = None
+    creator_email: str | None = None
+    progress: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
+    attempt: int
+    max_attempts: int
+    cancel_requested: bool
+    error: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class JobsPublic(BaseModel):
+    """A page of jobs (newest first) and the total count matching the filters."""
+
+    data: list[JobPublic]
+    count: int
+
+
+class MetricPointPublic(BaseModel):
+    """One point of a metric series."""
+
+    step: int
+    epoch: int
+    value: float
+
+
+class MetricSeriesPublic(BaseModel):
+    """Metric series of one job by name, each ordered by step."""
+
+    series: dict[str, list[MetricPointPublic]]
+
+
+class JobEventPublic(_Public):
+    """A log line or state change of a job."""
+
+    id: int
+    level: str
+    message: str
+    created_at: datetime
+
+
+class JobEventsPublic(BaseModel):
+    """A page of job events (oldest first) and the total count."""
+
+    data: list[JobEventPublic]
+    count: int
+
+
+class ArtifactPublic(_Public):
+    """A file a job produced; download it at `/jobs/{job_id}/artifacts/{name}`."""
+
+    id: int
+    job_id: int
+    kind: str
+    name: str
+    size_bytes: int
+    sha256: str
+    content_type: str
+    created_at: datetime
+
+
+class ArtifactsPublic(BaseModel):
+    """The artifacts of a job and their count."""
+
+    data: list[ArtifactPublic]
+    count: int
+
+
+# --- compare ------------------------------------------------------------------------------
+
+
+class SpecDifference(BaseModel):
+    """One spec leaf that differs between the compared jobs, with each job's value in order."""
+
+    path: str
+    values: list[Any]
+
+
+class ComparePublic(BaseModel):
+    """Jobs side by side: `metrics` maps a metric name to one value per job, in `jobs` order."""
+
+    jobs: list[JobPublic]
+    metrics: dict[str, list[float | str | None]]
+    spec_diff: list[SpecDifference]
+
+
+# --- health -------------------------------------------------------------------------------
+
+
+class HealthPublic(BaseModel):
+    """Liveness answer."""
+
+    status: str
+
+
+class ReadinessPublic(BaseModel):
+    """Readiness answer: `checks` maps each dependency to "ok" or what failed."""
+
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, str]

@@ -1,0 +1,396 @@
+"""API load benchmark: job listing and lookup latency under concurrent clients, submissions/s.
+
+    python -m bench.api_load --quick    # CI-sized (300 jobs, 8 clients)
+    python -m bench.api_load            # full (10,000 jobs, 50 clients)
+
+Creates its own PostgreSQL database on 127.0.0.1:5432 (dropped at the end), migrates it,
+seeds a team, a token, a ready dataset and the jobs (bulk insert), starts uvicorn with
+`api.main:create_app` in a subprocess and drives it with httpx async clients over loopback.
+Every scenario is bounded by a request count and a duration, so the run stops by itself.
+Submissions go to a Redis broker (db 15) on a queue of the run's own, deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.figures import print_figures, write_json
+from bench.machine import machine_info
+from bench.timing import percentile
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+API = "/api/v1"
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {"jobs": 300, "clients": 8, "requests": 80, "submissions": 20, "max_seconds": 15.0},
+    "full": {
+        "jobs": 10_000,
+        "clients": 50,
+        "requests": 2_000,
+        "submissions": 500,
+        "max_seconds": 60.0,
+    },
+}
+JOB_STATES = ("succeeded", "succeeded", "failed", "canceled", "running", "queued")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options; --quick picks the CI-sized preset, explicit flags override it."""
+    parser = argparse.ArgumentParser(prog="python -m bench.api_load", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="CI-sized run")
+    parser.add_argument("--jobs", type=int, help="job rows to seed")
+    parser.add_argument("--clients", type=int, help="concurrent clients")
+    parser.add_argument("--requests", type=int, help="requests per read scenario")
+    parser.add_argument("--submissions", type=int, help="POST /jobs requests")
+    parser.add_argument("--max-seconds", type=float, help="time bound of each scenario")
+    parser.add_argument(
+        "--postgres",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432",
+        help="server URL (no database); the benchmark creates and drops its own database",
+    )
+    parser.add_argument("--broker", default="redis://127.0.0.1:6379/15")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    preset = PRESETS["quick" if args.quick else "full"]
+    for key, value in preset.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+# ---------------------------------------------------------------- database and seed rows
+
+
+@contextlib.contextmanager
+def scratch_database(server_url: str) -> Iterator[str]:
+    """Create a uniquely named database on the server, yield its URL, drop it afterwards."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(server_url)
+    name = f"distillery_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = psycopg.connect(
+        host=url.host or "127.0.0.1",
+        port=url.port or 5432,
+        user=url.username or "postgres",
+        password=url.password,
+        dbname="postgres",
+        autocommit=True,
+    )
+    try:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.close()
+
+
+@dataclass
+class Seed:
+    """What the seeding created: the token to use and the ids to ask for."""
+
+    token: str
+    team_id: int
+    dataset_id: int
+    job_ids: list[int] = field(default_factory=list)
+
+
+def job_spec(dataset_id: int, index: int) -> dict[str, Any]:
+    """A valid teacher-job spec on the seeded dataset (as a JSON-able dict)."""
+    from core.spec import DataSpec, JobSpec, TeacherSpec
+
+    spec = JobSpec(
+        kind="teacher",
+        name=f"bench-{index}",
+        data=DataSpec(dataset_id=dataset_id, image_size=160),
+        teacher=TeacherSpec(arch="retinanet_resnet18_fpn"),
+        seed=index % 3,
+    )
+    return spec.model_dump(mode="json")
+
+
+def seed_rows(url: str, *, jobs: int) -> Seed:
+    """Migrate the database and seed a team, user, token, dataset and `jobs` job rows."""
+    from sqlalchemy import insert, select
+
+    from store import repositories as repo
+    from store.db import make_engine, make_session_factory
+    from store.migrate import upgrade
+    from store.models import Job
+
+    upgrade(url)
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    try:
+        with factory() as session:
+            team = repo.create_team(session, name="bench")
+            user = repo.create_user(session, email="bench@example.org", name="Bench")
+            repo.add_member(session, team_id=team.id, user_id=user.id, role="admin")
+            token, _ = repo.create_token(session, user_id=user.id, name="bench")
+            dataset = repo.create_dataset(
+                session, team_id=team.id, created_by=user.id, name="synth", archive_key="bench"
+            )
+            repo.set_dataset_validation(session, dataset_id=dataset.id, status="ready")
+            session.commit()
+            spec = job_spec(dataset.id, 0)
+            start = datetime.now(UTC) - timedelta(days=30)
+            rows = []
+            for i in range(jobs):
+                state = JOB_STATES[i % len(JOB_STATES)]
+                created = start + timedelta(seconds=i * 60)
+                done = state in ("succeeded", "failed", "canceled")
+                rows.append(
+                    {
+                        "team_id": team.id,
+                        "created_by": user.id,
+                        "name": f"job {i} {state}",
+                        "kind": "teacher",
+                        "spec": spec,
+                        "spec_hash": f"{i:016x}",
+                        "dataset_id": dataset.id,
+                        "state": state,
+                        "progress": {"stage": "train", "epoch": 3, "epochs": 12, "step": 120},
+                        "metrics": {"student": {"AP": 0.3, "AP_small": 0.2}} if done else None,
+                        "attempt": 1,
+                        "created_at": created,
+                        "started_at": created if state != "queued" else None,
+                        "finished_at": created + timedelta(minutes=20) if done else None,
+                    }
+                )
+            for chunk in range(0, len(rows), 2_000):
+                session.execute(insert(Job), rows[chunk : chunk + 2_000])
+            session.commit()
+            job_ids = list(session.scalars(select(Job.id).where(Job.team_id == team.id)))
+            return Seed(token=token, team_id=team.id, dataset_id=dataset.id, job_ids=job_ids)
+    finally:
+        engine.dispose()
+
+
+# ---------------------------------------------------------------- the server
+
+
+def free_port() -> int:
+    """A TCP port on loopback that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def api_server(env: dict[str, str], *, port: int, timeout: float = 60.0) -> Iterator[str]:
+    """Run uvicorn with `api.main:create_app` in a subprocess until /healthz answers."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "api.main:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            cmd, cwd=REPO_ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            _wait_healthy(proc, log, base, timeout=timeout)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_healthy(proc: subprocess.Popen[bytes], log: Any, base: str, *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(f"the API server exited:\n{log.read().decode()[-3000:]}")
+        try:
+            if httpx.get(f"{base}{API}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("the API server did not answer /healthz in time")
+        time.sleep(0.2)
+
+
+def purge_queue(broker: str, queue: str) -> None:
+    """Delete the Redis keys of the run's own queue (nothing else)."""
+    if not broker.startswith("redis"):
+        return
+    import redis
+
+    client = redis.Redis.from_url(broker)
+    try:
+        keys = list(client.scan_iter(match=f"*{queue}*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+# ---------------------------------------------------------------- load
+
+
+@dataclass
+class ScenarioResult:
+    """Latencies (seconds) and statuses of one scenario."""
+
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    elapsed: float = 0.0
+
+    def figures(self, name: str) -> dict[str, Any]:
+        """p50/p99 in ms, requests/s and the error count, named for the scenario."""
+        n = len(self.latencies)
+        return {
+            f"{name}: requests": n,
+            f"{name}: p50 (ms)": percentile(self.latencies, 50) * 1000,
+            f"{name}: p99 (ms)": percentile(self.latencies, 99) * 1000,
+            f"{name}: requests/s": n / self.elapsed if self.elapsed else 0.0,
+            f"{name}: non-2xx or failed": self.errors,
+        }
+
+
+RequestFactory = Callable[[random.Random], tuple[str, str, dict[str, Any] | None]]
+
+
+async def drive(
+    base: str,
+    token: str,
+    make_request: RequestFactory,
+    *,
+    clients: int,
+    requests: int,
+    max_seconds: float,
+) -> ScenarioResult:
+    """Send `requests` requests from `clients` concurrent clients, stopping at `max_seconds`."""
+    result = ScenarioResult()
+    remaining = [requests]
+    deadline = time.perf_counter() + max_seconds
+    headers = {"Authorization": f"Bearer {token}"}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def client_loop(client: httpx.AsyncClient, index: int) -> None:
+        rng = random.Random(index)
+        while remaining[0] > 0 and time.perf_counter() < deadline:
+            remaining[0] -= 1
+            method, path, body = make_request(rng)
+            start = time.perf_counter()
+            try:
+                response = await client.request(method, path, json=body)
+                ok = response.is_success
+            except httpx.HTTPError:
+                ok = False
+            result.latencies.append(time.perf_counter() - start)
+            result.errors += 0 if ok else 1
+
+    async with httpx.AsyncClient(
+        base_url=base, headers=headers, limits=limits, timeout=30.0
+    ) as client:
+        start = time.perf_counter()
+        await asyncio.gather(*(client_loop(client, i) for i in range(clients)))
+        result.elapsed = time.perf_counter() - start
+    return result
+
+
+def scenarios(seed: Seed) -> dict[str, RequestFactory]:
+    """The request mix of each scenario: list pages, get one job, submit one job."""
+    total = len(seed.job_ids)
+    spec = job_spec(seed.dataset_id, 1)
+
+    def list_jobs(rng: random.Random) -> tuple[str, str, dict[str, Any] | None]:
+        offset = rng.randrange(0, max(1, total - 50))
+        return "GET", f"{API}/jobs?limit=50&offset={offset}", None
+
+    def get_job(rng: random.Random) -> tuple[str, str, dict[str, Any] | None]:
+        return "GET", f"{API}/jobs/{rng.choice(seed.job_ids)}", None
+
+    def submit(rng: random.Random) -> tuple[str, str, dict[str, Any] | None]:
+        return "POST", f"{API}/jobs", {"spec": spec, "name": f"bench {rng.random():.6f}"}
+
+    return {"list jobs": list_jobs, "get job": get_job, "submit job": submit}
+
+
+def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark, print its figures and return them."""
+    args = parse_args(argv)
+    queue = f"bench-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    figures: dict[str, Any] = {
+        "setup": f"{args.jobs} jobs in PostgreSQL, {args.clients} concurrent clients, "
+        f"1 uvicorn process, loopback",
+    }
+    results: dict[str, ScenarioResult] = {}
+    with scratch_database(args.postgres) as url, tempfile.TemporaryDirectory() as data_dir:
+        start = time.perf_counter()
+        seed = seed_rows(url, jobs=args.jobs)
+        figures["seed time (s)"] = time.perf_counter() - start
+        env = {
+            "DISTILLERY_DATABASE_URL": url,
+            "DISTILLERY_BROKER_URL": args.broker,
+            "DISTILLERY_JOB_QUEUE": queue,
+            "DISTILLERY_DATA_DIR": data_dir,
+        }
+        try:
+            with api_server(env, port=free_port()) as base:
+                for name, make_request in scenarios(seed).items():
+                    count = args.submissions if name == "submit job" else args.requests
+                    results[name] = asyncio.run(
+                        drive(
+                            base,
+                            seed.token,
+                            make_request,
+                            clients=args.clients,
+                            requests=count,
+                            max_seconds=args.max_seconds,
+                        )
+                    )
+                    figures.update(results[name].figures(name))
+        finally:
+            purge_queue(args.broker, queue)
+    figures["job submissions/s"] = figures.get("submit job: requests/s", 0.0)
+    machine = machine_info("cpu")
+    print_figures("API under load", figures, machine)
+    payload = {"figures": figures, "machine": machine}
+    write_json(args.json, payload)
+    return payload
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point."""
+    run(argv)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

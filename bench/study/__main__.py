@@ -1,0 +1,120 @@
+"""`python -m bench.study --scale smoke|cpu|gpu --out runs/study`: run the study, write the report.
+
+Trains the teacher, the four main variants over the scale's seeds, the per-level/per-term
+ablation and the VOC track, scores every model on the held-out test split and writes
+docs/results.md (or --report). Finished runs are cached under --out: rerunning resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from bench.machine import machine_info
+from bench.study.data import build_benchmark, export_voc, split_counts
+from bench.study.plan import SCALES, TEACHER, plan_runs
+from bench.study.report import StudyContext, render_report
+from bench.study.runner import RunRecord, StudyRunner, teacher_weights
+
+log = logging.getLogger("bench.study")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options of the study."""
+    parser = argparse.ArgumentParser(prog="python -m bench.study", description=__doc__)
+    parser.add_argument("--scale", choices=sorted(SCALES), default="cpu")
+    parser.add_argument("--out", type=Path, help="run folder (default runs/study-<scale>)")
+    parser.add_argument("--report", type=Path, default=Path("docs/results.md"))
+    parser.add_argument("--no-voc", action="store_true", help="skip the Pascal VOC track")
+    parser.add_argument("--no-ablation", action="store_true", help="skip the per-level ablation")
+    parser.add_argument("--no-pictures", action="store_true")
+    parser.add_argument("--dry-run", action="store_true", help="list the runs and stop")
+    return parser.parse_args(argv)
+
+
+def _pictures(args: argparse.Namespace, out: Path, data: dict[str, Path]) -> list[Path]:
+    from bench.study.pictures import comparison_pictures
+
+    scale = SCALES[args.scale]
+    seed = scale.seeds[0]
+    students = {}
+    for variant, label in (("no_kd", "no-KD student"), ("hierarchical", "HKD student")):
+        folder = out / "runs" / "coco" / variant / f"seed{seed}" / "train"
+        students[label] = folder / "student.safetensors"
+    teacher = teacher_weights(out, "coco", scale.data_seed)
+    if not teacher.is_file() or not all(p.is_file() for p in students.values()):
+        log.warning("attention pictures skipped: a trained model is missing")
+        return []
+    target = args.report.parent / args.report.stem  # docs/results.md -> docs/results/
+    return comparison_pictures(
+        scale=scale, data=data["coco"], teacher_weights=teacher, students=students, out_dir=target
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the study and write its report; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    scale = SCALES[args.scale]
+    out: Path = args.out or Path("runs") / f"study-{scale.name}"
+    runs = plan_runs(scale, voc=not args.no_voc, ablation=not args.no_ablation)
+    if args.dry_run:
+        for run in runs:
+            print(run.key, f"({run.group})")
+        print(f"{len(runs)} runs at scale {scale.name}")
+        return 0
+    started = time.perf_counter()
+    log.info("preparing data under %s", out / "data")
+    data = {"coco": build_benchmark(scale, out / "data" / "synth")}
+    if not args.no_voc:
+        data["voc"] = export_voc(data["coco"], out / "data" / "synth_voc")
+    runner = StudyRunner(scale, out, data)
+    records: list[RunRecord] = []
+    for index, run in enumerate(runs, start=1):
+        if run.variant != TEACHER:
+            teacher = next(r for r in records if r.track == run.track and r.variant == TEACHER)
+            if not teacher.ok:
+                log.error("%s skipped: the %s teacher failed", run.key, run.track)
+                continue
+        log.info("[%d/%d] %s", index, len(runs), run.key)
+        record = runner.execute(run)
+        records.append(record)
+        test = record.test_scores()
+        log.info(
+            "[%d/%d] %s done in %.1f min: test AP %s, AP_small %s%s",
+            index,
+            len(runs),
+            run.key,
+            record.seconds / 60,
+            test.get("AP"),
+            test.get("AP_small"),
+            f" (FAILED: {record.error})" if record.error else "",
+        )
+    pictures = [] if args.no_pictures else _pictures(args, out, data)
+    ctx = StudyContext(
+        scale=scale,
+        command="python -m bench.study " + shlex.join(argv),
+        machine=machine_info(),
+        data_counts={track: split_counts(path) for track, path in data.items()},
+        wall_seconds=time.perf_counter() - started,
+        pictures=pictures,
+    )
+    summary = {"records": [asdict(r) for r in records], "machine": ctx.machine}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text(render_report(records, ctx, args.report), encoding="utf-8")
+    failed = [r.key for r in records if not r.ok]
+    log.info("report written to %s (%d runs, %d failed)", args.report, len(records), len(failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

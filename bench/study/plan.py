@@ -1,0 +1,265 @@
+"""What the study runs: the scales, the variants and the job specs of every run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from core.spec import (
+    ABLATION_PRESETS,
+    LEVEL_NAMES,
+    AugmentSpec,
+    DataSpec,
+    DistillSpec,
+    JobSpec,
+    LevelWeights,
+    ScheduleSpec,
+    StudentSpec,
+    TeacherSpec,
+    ablation_distill,
+)
+
+MAIN_VARIANTS: tuple[str, ...] = ABLATION_PRESETS
+"""The paper's ablation: no_kd, response, single_level (P3), hierarchical."""
+TERMS: tuple[str, ...] = ("spatial", "semantic", "context")
+LEVEL_ABLATIONS: tuple[str, ...] = tuple(f"drop_{name}" for name in LEVEL_NAMES) + tuple(
+    f"drop_{term}" for term in TERMS
+)
+"""Full hierarchical KD with one level or one term switched off."""
+TEACHER = "teacher"
+VARIANT_LABELS: dict[str, str] = {
+    "teacher": "teacher",
+    "no_kd": "no KD",
+    "response": "response KD",
+    "single_level": "single-level feature KD (P3)",
+    "hierarchical": "hierarchical KD (full)",
+    **{f"drop_{n}": f"HKD without {n.upper()}" for n in LEVEL_NAMES},
+    **{f"drop_{t}": f"HKD without the {t} term" for t in TERMS},
+}
+
+Track = Literal["coco", "voc"]
+Group = Literal["teacher", "main", "ablation"]
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Sizes and schedules of one study scale (smoke, cpu or gpu)."""
+
+    name: str
+    description: str
+    image_size: int
+    trainval_images: int  # generated with seed `data_seed`, split train/val
+    val_fraction: float
+    test_images: int  # generated apart with seed `test_seed`: the reported split
+    batch_size: int
+    teacher_arch: str
+    teacher_fpn: int
+    student_arch: str
+    student_fpn: int
+    teacher_epochs: int
+    student_epochs: int
+    lr: float
+    seeds: tuple[int, ...]
+    ablation_seeds: tuple[int, ...]
+    voc_seeds: tuple[int, ...]
+    voc_variants: tuple[str, ...]
+    max_steps_per_epoch: int | None = None
+    num_workers: int = 0
+    data_seed: int = 0
+    test_seed: int = 1000
+
+
+SCALES: dict[str, Scale] = {
+    "smoke": Scale(
+        name="smoke",
+        description="pipeline check only (tiny images, one epoch): its numbers mean nothing",
+        image_size=64,
+        trainval_images=20,
+        val_fraction=0.2,
+        test_images=8,
+        batch_size=4,
+        teacher_arch="retinanet_resnet18_fpn",
+        teacher_fpn=64,
+        student_arch="retinanet_mobilenet_v2_fpn",
+        student_fpn=32,
+        teacher_epochs=1,
+        student_epochs=1,
+        lr=1e-3,
+        seeds=(0, 1),
+        ablation_seeds=(0,),
+        voc_seeds=(0,),
+        voc_variants=("no_kd", "hierarchical"),
+        max_steps_per_epoch=2,
+    ),
+    "cpu": Scale(
+        name="cpu",
+        description="about 90 minutes on 2 CPU cores: 128 px, ResNet-18 FPN teacher",
+        image_size=128,
+        trainval_images=300,
+        val_fraction=0.2,
+        test_images=100,
+        batch_size=8,
+        teacher_arch="retinanet_resnet18_fpn",
+        teacher_fpn=128,
+        student_arch="retinanet_mobilenet_v2_fpn",
+        student_fpn=64,
+        teacher_epochs=8,
+        student_epochs=4,
+        lr=2e-3,
+        seeds=(0, 1, 2),
+        ablation_seeds=(0,),
+        voc_seeds=(0,),
+        voc_variants=("no_kd", "hierarchical"),
+        num_workers=0,
+    ),
+    "gpu": Scale(
+        name="gpu",
+        description="one GPU, a few hours: 320 px, ResNet-50 FPN teacher",
+        image_size=320,
+        trainval_images=4000,
+        val_fraction=0.1,
+        test_images=600,
+        batch_size=16,
+        teacher_arch="retinanet_resnet50_fpn",
+        teacher_fpn=256,
+        student_arch="retinanet_mobilenet_v2_fpn",
+        student_fpn=96,
+        teacher_epochs=24,
+        student_epochs=12,
+        lr=1e-3,
+        seeds=(0, 1, 2),
+        ablation_seeds=(0, 1, 2),
+        voc_seeds=(0,),
+        voc_variants=MAIN_VARIANTS,
+        num_workers=4,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """One training run of the study: a track (data path), a variant and a seed."""
+
+    track: Track
+    group: Group
+    variant: str
+    seed: int
+
+    @property
+    def key(self) -> str:
+        """A unique, path-safe name: `coco/hierarchical/seed0`."""
+        return f"{self.track}/{self.variant}/seed{self.seed}"
+
+
+def plan_runs(scale: Scale, *, voc: bool = True, ablation: bool = True) -> list[StudyRun]:
+    """Every run of the study in execution order (each track's teacher first)."""
+    runs = [StudyRun("coco", "teacher", TEACHER, scale.data_seed)]
+    runs += [StudyRun("coco", "main", v, s) for s in scale.seeds for v in MAIN_VARIANTS]
+    if ablation:
+        runs += [
+            StudyRun("coco", "ablation", v, s)
+            for s in scale.ablation_seeds
+            for v in LEVEL_ABLATIONS
+        ]
+    if voc:
+        runs.append(StudyRun("voc", "teacher", TEACHER, scale.data_seed))
+        runs += [StudyRun("voc", "main", v, s) for s in scale.voc_seeds for v in scale.voc_variants]
+    return runs
+
+
+def variant_distill(base: DistillSpec, variant: str) -> DistillSpec:
+    """The distillation weights of a main variant or of a per-level/per-term ablation."""
+    if variant in MAIN_VARIANTS:
+        return ablation_distill(base, variant)  # type: ignore[arg-type]
+    full = ablation_distill(base, "hierarchical")
+    dropped = variant.removeprefix("drop_")
+    if dropped in LEVEL_NAMES:
+        levels = dict(full.levels)
+        levels[dropped] = LevelWeights(spatial=0.0, semantic=0.0, context=0.0)
+        return full.model_copy(update={"levels": levels})
+    if dropped in TERMS:
+        levels = {
+            name: weights.model_copy(update={dropped: 0.0}) for name, weights in full.levels.items()
+        }
+        return full.model_copy(update={"levels": levels})
+    raise ValueError(f"unknown study variant {variant!r}")
+
+
+def _data(scale: Scale, path: Path, *, val_split: str = "val") -> DataSpec:
+    return DataSpec(
+        path=str(path),
+        image_size=scale.image_size,
+        batch_size=scale.batch_size,
+        num_workers=scale.num_workers,
+        val_split=val_split,
+        augment=AugmentSpec(hflip=True),
+    )
+
+
+def _schedule(scale: Scale, epochs: int) -> ScheduleSpec:
+    # Evaluate (on val) only once, at the end: the reported numbers come from the test split.
+    return ScheduleSpec(
+        epochs=epochs,
+        lr=scale.lr,
+        eval_every=max(1, epochs),
+        max_steps_per_epoch=scale.max_steps_per_epoch,
+        warmup_steps=min(50, 5 * max(1, epochs)),
+    )
+
+
+def _teacher(scale: Scale, checkpoint: Path | None = None) -> TeacherSpec:
+    return TeacherSpec(
+        arch=scale.teacher_arch,  # type: ignore[arg-type]
+        fpn_channels=scale.teacher_fpn,
+        checkpoint=str(checkpoint) if checkpoint else None,
+    )
+
+
+def _student(scale: Scale, checkpoint: Path | None = None) -> StudentSpec:
+    return StudentSpec(
+        arch=scale.student_arch,  # type: ignore[arg-type]
+        fpn_channels=scale.student_fpn,
+        checkpoint=str(checkpoint) if checkpoint else None,
+    )
+
+
+def teacher_spec(scale: Scale, run: StudyRun, data: Path) -> JobSpec:
+    """The job that trains the track's teacher on train (val for the end-of-run check)."""
+    return JobSpec(
+        kind="teacher",
+        name=f"study-{scale.name}-{run.key}",
+        data=_data(scale, data),
+        teacher=_teacher(scale),
+        schedule=_schedule(scale, scale.teacher_epochs),
+        seed=run.seed,
+    )
+
+
+def student_spec(scale: Scale, run: StudyRun, data: Path, teacher_weights: Path) -> JobSpec:
+    """The job that trains one student variant; every variant shares schedule and seed."""
+    return JobSpec(
+        kind="distill",
+        name=f"study-{scale.name}-{run.key}",
+        data=_data(scale, data),
+        teacher=_teacher(scale, teacher_weights),
+        student=_student(scale),
+        distill=variant_distill(DistillSpec(), run.variant),
+        schedule=_schedule(scale, scale.student_epochs),
+        seed=run.seed,
+    )
+
+
+def evaluation_spec(
+    scale: Scale, run: StudyRun, data: Path, *, teacher: Path | None, student: Path | None
+) -> JobSpec:
+    """The evaluate job that scores a trained model on the held-out test split."""
+    return JobSpec(
+        kind="evaluate",
+        name=f"study-{scale.name}-{run.key}-test",
+        data=_data(scale, data, val_split="test"),
+        teacher=_teacher(scale, teacher) if teacher else None,
+        student=_student(scale, student) if student else None,
+        schedule=_schedule(scale, 0),
+        seed=run.seed,
+    )

@@ -1,0 +1,45 @@
+"""Problems found in a dataset: one precise issue per thing that is wrong."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ValidationIssue:
+    """One problem in a dataset: the file, the image / annotation it concerns, and what is wrong."""
+
+    file: str
+    message: str
+    image_id: int | str | None = None
+    annotation_id: int | str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able mapping of this issue."""
+        return {
+            "file": self.file,
+            "image_id": self.image_id,
+            "annotation_id": self.annotation_id,
+            "message": self.message,
+        }
+
+    def __str__(self) -> str:
+        where = [self.file]
+        if self.image_id is not None:
+            where.append(f"image {self.image_id}")
+        if self.annotation_id is not None:
+            where.append(f"annotation {self.annotation_id}")
+        return f"{', '.join(where)}: {self.message}"
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be read; `issues` lists what is wrong (file, ids, message)."""
+
+    def __init__(self, message: str, issues: list[ValidationIssue] | None = None) -> None:
+        self.issues: list[ValidationIssue] = list(issues or [])
+        if self.issues:
+            shown = "; ".join(str(i) for i in self.issues[:5])
+            more = len(self.issues) - 5
+            message = f"{message}: {shown}" + (f" (and {more} more)" if more > 0 else "")
+        super().__init__(message)

@@ -1,0 +1,155 @@
+"""The demo: synthetic benchmark, a small teacher, then an ablation of a MobileNetV2 student."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from core.data.synthetic import generate_synthetic
+from core.engine.ablation import format_ablation_table, run_ablation
+from core.engine.jobs import run_job
+from core.spec import AblationPreset, JobSpec
+
+log = logging.getLogger("distillery.engine")
+
+
+@dataclass(frozen=True)
+class DemoPreset:
+    """Sizes of a demo run: data, teacher and student schedules, the variants and seeds."""
+
+    name: str
+    images: int
+    image_size: int
+    batch_size: int
+    teacher_arch: str
+    teacher_fpn_channels: int
+    teacher_epochs: int
+    teacher_lr: float
+    student_arch: str
+    student_fpn_channels: int
+    student_epochs: int
+    student_lr: float
+    max_steps_per_epoch: int | None
+    warmup_steps: int
+    variants: tuple[AblationPreset, ...]
+    seeds: tuple[int, ...]
+    max_val_images: int | None = None
+
+
+def quick_preset() -> DemoPreset:
+    """About five minutes on two CPU cores: no KD vs hierarchical KD, one seed."""
+    return DemoPreset(
+        name="quick",
+        images=190,
+        image_size=160,
+        batch_size=8,
+        teacher_arch="retinanet_resnet18_fpn",
+        teacher_fpn_channels=64,
+        teacher_epochs=4,
+        teacher_lr=2e-3,
+        student_arch="retinanet_mobilenet_v2_fpn",
+        student_fpn_channels=48,
+        student_epochs=3,
+        student_lr=2e-3,
+        max_steps_per_epoch=10,
+        warmup_steps=5,
+        variants=("no_kd", "hierarchical"),
+        seeds=(0,),
+        max_val_images=40,
+    )
+
+
+def full_preset() -> DemoPreset:
+    """The whole ablation (four variants, three seeds) on a larger benchmark; hours on a CPU."""
+    return DemoPreset(
+        name="full",
+        images=1200,
+        image_size=256,
+        batch_size=8,
+        teacher_arch="retinanet_resnet50_fpn",
+        teacher_fpn_channels=256,
+        teacher_epochs=24,
+        teacher_lr=1e-3,
+        student_arch="retinanet_mobilenet_v2_fpn",
+        student_fpn_channels=96,
+        student_epochs=24,
+        student_lr=1e-3,
+        max_steps_per_epoch=None,
+        warmup_steps=100,
+        variants=("no_kd", "response", "single_level", "hierarchical"),
+        seeds=(0, 1, 2),
+    )
+
+
+DEMO_PRESETS = {"quick": quick_preset, "full": full_preset}
+"""Preset name -> function building it."""
+
+
+def demo_specs(preset: DemoPreset, data: Path, teacher_weights: Path) -> tuple[JobSpec, JobSpec]:
+    """The teacher job and the distill job (base of the ablation) of a preset."""
+    data_section = {
+        "path": str(data),
+        "image_size": preset.image_size,
+        "batch_size": preset.batch_size,
+        "max_val_images": preset.max_val_images,
+    }
+
+    def schedule(epochs: int, lr: float) -> dict[str, Any]:
+        return {
+            "epochs": epochs,
+            "lr": lr,
+            "warmup_steps": preset.warmup_steps,
+            "max_steps_per_epoch": preset.max_steps_per_epoch,
+            "eval_every": max(epochs, 1),
+        }
+
+    teacher_section = {"arch": preset.teacher_arch, "fpn_channels": preset.teacher_fpn_channels}
+    teacher = JobSpec.model_validate(
+        {
+            "kind": "teacher",
+            "name": f"demo {preset.name}: teacher",
+            "data": data_section,
+            "teacher": teacher_section,
+            "schedule": schedule(preset.teacher_epochs, preset.teacher_lr),
+        }
+    )
+    distill = JobSpec.model_validate(
+        {
+            "kind": "distill",
+            "name": f"demo {preset.name}",
+            "data": data_section,
+            "teacher": {**teacher_section, "checkpoint": str(teacher_weights)},
+            "student": {"arch": preset.student_arch, "fpn_channels": preset.student_fpn_channels},
+            "schedule": schedule(preset.student_epochs, preset.student_lr),
+        }
+    )
+    return teacher, distill
+
+
+def run_demo(preset: DemoPreset, out: Path, *, progress: bool = False) -> dict[str, Any]:
+    """Generate the data, train the teacher, run the ablation; write `out/demo.json`."""
+    out = Path(out)
+    started = time.perf_counter()
+    data = out / "data"
+    if not (data / "annotations").is_dir():
+        log.info("generating %d synthetic images of %d px", preset.images, preset.image_size)
+        generate_synthetic(data, images=preset.images, size=preset.image_size, seed=0)
+    teacher_spec, distill_spec = demo_specs(preset, data, out / "teacher" / "teacher.safetensors")
+    log.info("training the teacher (%s)", preset.teacher_arch)
+    run_job(teacher_spec, out / "teacher", progress=progress)
+    result = run_ablation(
+        distill_spec,
+        out / "ablation",
+        seeds=preset.seeds,
+        variants=preset.variants,
+        progress=progress,
+    )
+    result["preset"] = asdict(preset)
+    result["seconds"] = time.perf_counter() - started
+    result["table"] = format_ablation_table(result)
+    (out / "demo.json").write_text(json.dumps(result, indent=2))
+    return result

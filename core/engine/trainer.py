@@ -1,0 +1,274 @@
+"""The training loop: sums a dict of named losses, AMP and channels_last on CUDA, hooks, resume."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from core.engine.checkpoint import TrainingCheckpointError
+from core.engine.hooks import HookBase
+from core.engine.randomness import rng_states, set_rng_states
+from core.structures import Batch, DetectorOutput
+
+
+@dataclass
+class TrainerState:
+    """Where training stands; hooks read it (epoch is 1-based, step counts optimiser steps)."""
+
+    stage: str = "train"
+    epoch: int = 0
+    epochs: int = 0
+    step: int = 0
+    total_steps: int = 0
+    losses: dict[str, float] = field(default_factory=dict)
+    loss_total: float = 0.0
+    lr: float = 0.0
+    images_per_sec: float = 0.0
+    eta_seconds: float | None = None
+    eval_metrics: dict[str, float] = field(default_factory=dict)
+    eval_step: int | None = None
+
+    def progress(self) -> dict[str, Any]:
+        """The JSON-able progress record of the contracts (JobPublic.progress)."""
+        return {
+            "stage": self.stage,
+            "epoch": self.epoch,
+            "epochs": self.epochs,
+            "step": self.step,
+            "total_steps": self.total_steps,
+            "eta_seconds": self.eta_seconds,
+            "images_per_sec": self.images_per_sec,
+            "lr": self.lr,
+            "losses": dict(self.losses),
+        }
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel (or the module itself)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def trainable_modules_of(model: nn.Module) -> dict[str, nn.Module]:
+    """The named modules a checkpoint saves: `trainable_modules()` if the model has it."""
+    inner = unwrap(model)
+    getter = getattr(inner, "trainable_modules", None)
+    if callable(getter):
+        return dict(getter())
+    return {"model": inner}
+
+
+def steps_per_epoch(loader: Iterable[Any], max_steps: int | None) -> int:
+    """Optimiser steps in one epoch: the loader's length, capped by `max_steps`."""
+    length = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
+    if length is None:
+        if max_steps is None:
+            raise ValueError("an unsized data loader needs max_steps_per_epoch")
+        return max_steps
+    return length if max_steps is None else min(length, max_steps)
+
+
+def _amp_dtype(device: torch.device) -> torch.dtype:
+    if torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+class Trainer:
+    """A small loop over a loss model `model(images, targets, step=...) -> dict[str, Tensor]`."""
+
+    def __init__(
+        self,
+        *,
+        model: nn.Module,
+        data_loader: DataLoader[Any] | Iterable[Batch],
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+        epochs: int,
+        device: torch.device | str,
+        hooks: Sequence[HookBase] = (),
+        amp: bool = False,
+        grad_clip: float | None = None,
+        max_steps_per_epoch: int | None = None,
+        stage: str = "train",
+        channels_last: bool = False,
+    ) -> None:
+        self.device = torch.device(device)
+        self.model = model
+        self.data_loader = data_loader
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.hooks = list(hooks)
+        self.grad_clip = grad_clip
+        on_cuda = self.device.type == "cuda"
+        # Mixed precision and channels_last pay off on GPUs only; on CPU they are ignored.
+        self.amp = amp and on_cuda
+        self.amp_dtype = _amp_dtype(self.device) if self.amp else torch.float32
+        self.channels_last = channels_last and on_cuda
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=self.amp and self.amp_dtype == torch.float16
+        )
+        steps = steps_per_epoch(data_loader, max_steps_per_epoch)
+        self.steps_per_epoch = steps
+        self.state = TrainerState(
+            stage=stage, epochs=epochs, total_steps=epochs * steps, lr=self._current_lr()
+        )
+        self.start_epoch = 0
+        generator = getattr(data_loader, "generator", None)
+        self._loader_seed = (
+            generator.initial_seed() if isinstance(generator, torch.Generator) else None
+        )
+        self._epoch_end_rng: dict[str, Any] | None = None
+        self._run_started: float | None = None
+        self._run_start_step = 0
+
+    # ----------------------------------------------------------------- checkpoints
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Everything a resumed run needs, as tensors and plain types (see engine.checkpoint)."""
+        return {
+            "stage": self.state.stage,
+            "epoch": self.state.epoch,
+            "epochs": self.state.epochs,
+            "step": self.state.step,
+            "model": {
+                name: module.state_dict()
+                for name, module in trainable_modules_of(self.model).items()
+            },
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict(),
+            "rng": self._epoch_end_rng if self._epoch_end_rng is not None else rng_states(),
+        }
+
+    def load_checkpoint_state(self, payload: dict[str, Any]) -> None:
+        """Restore a `checkpoint_state()` so that `train()` continues after its epoch."""
+        if payload["stage"] != self.state.stage:
+            raise TrainingCheckpointError(
+                f"checkpoint is of stage {payload['stage']!r}, "
+                f"this trainer runs {self.state.stage!r}"
+            )
+        modules = trainable_modules_of(self.model)
+        missing = sorted(set(modules) - set(payload["model"]))
+        if missing:
+            raise TrainingCheckpointError(f"checkpoint lacks the module(s) {missing}")
+        for name, module in modules.items():
+            module.load_state_dict(payload["model"][name])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        if self.scheduler is not None and payload.get("scheduler") is not None:
+            self.scheduler.load_state_dict(payload["scheduler"])
+        if payload.get("scaler"):
+            self.scaler.load_state_dict(payload["scaler"])
+        if payload.get("rng") is not None:
+            set_rng_states(payload["rng"])
+            self._epoch_end_rng = payload["rng"]
+        self.start_epoch = int(payload["epoch"])
+        self.state.epoch = self.start_epoch
+        self.state.step = int(payload["step"])
+        self.state.lr = self._current_lr()
+
+    # ----------------------------------------------------------------- the loop
+    def train(self) -> TrainerState:
+        """Run the remaining epochs; TrainingCanceled from a hook propagates after `after_train`."""
+        self.model.to(self.device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        for hook in self.hooks:
+            hook.trainer = self
+        self._run_started = time.perf_counter()
+        self._run_start_step = self.state.step
+        try:
+            self._call("before_train")
+            for epoch in range(self.start_epoch + 1, self.state.epochs + 1):
+                self._run_epoch(epoch)
+        finally:
+            self._call("after_train")
+        return self.state
+
+    def _reseed_data(self, epoch: int) -> None:
+        # Each epoch's shuffle and augmentation depend on (seed, epoch) only, so that a run
+        # resumed in a fresh process sees the same batches as one that never stopped.
+        for part in (
+            getattr(self.data_loader, "sampler", None),
+            getattr(self.data_loader, "dataset", None),
+        ):
+            set_epoch = getattr(part, "set_epoch", None)
+            if callable(set_epoch):
+                set_epoch(epoch)
+        if self._loader_seed is not None:
+            generator = self.data_loader.generator  # type: ignore[union-attr]
+            generator.manual_seed((self._loader_seed * 100_003 + epoch) % 2**63)
+
+    def _run_epoch(self, epoch: int) -> None:
+        self.state.epoch = epoch
+        self._reseed_data(epoch)
+        self.model.train()
+        self._call("before_epoch")
+        images_seen = 0
+        epoch_started = time.perf_counter()
+        for index, batch in enumerate(self.data_loader):
+            if index >= self.steps_per_epoch:
+                break
+            self._call("before_step")
+            images_seen += self._run_step(batch)
+            self._update_speed(images_seen, epoch_started)
+            self._call("after_step")
+        # Hooks (evaluation, say) must not change the randomness training sees next, so the
+        # generators are put back after them; the checkpoint stores this same state.
+        self._epoch_end_rng = rng_states()
+        self._call("after_epoch")
+        set_rng_states(self._epoch_end_rng)
+
+    def _run_step(self, batch: Batch) -> int:
+        batch = batch.to(self.device)
+        images = batch.images
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+            output = self.model(images, batch.targets, step=self.state.step)
+        losses: dict[str, torch.Tensor] = (
+            output.losses if isinstance(output, DetectorOutput) else output
+        )
+        if not losses:
+            raise RuntimeError("the model returned no losses in training mode")
+        total = torch.stack([value.float() for value in losses.values()]).sum()
+        if not torch.isfinite(total):
+            terms = {name: float(value.detach()) for name, value in losses.items()}
+            raise FloatingPointError(f"non-finite loss at step {self.state.step}: {terms}")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        if self.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            params = [p for group in self.optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.state.lr = self._current_lr()  # the rate this step used
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.state.step += 1
+        self.state.losses = {name: float(value.detach()) for name, value in losses.items()}
+        self.state.loss_total = float(total.detach())
+        return int(images.shape[0])
+
+    def _update_speed(self, images_seen: int, epoch_started: float) -> None:
+        now = time.perf_counter()
+        elapsed = now - epoch_started
+        if elapsed > 0:
+            self.state.images_per_sec = images_seen / elapsed
+        assert self._run_started is not None
+        steps_done = self.state.step - self._run_start_step
+        if steps_done > 0:
+            per_step = (now - self._run_started) / steps_done
+            self.state.eta_seconds = per_step * max(self.state.total_steps - self.state.step, 0)
+
+    def _current_lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def _call(self, name: str) -> None:
+        for hook in self.hooks:
+            getattr(hook, name)()

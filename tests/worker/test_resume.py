@@ -1,0 +1,85 @@
+"""A worker killed mid-job: the reaper re-queues it and a second worker resumes its checkpoint."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from store import repositories as repo
+from store.db import session_scope
+from tests.worker.harness import (
+    Deployment,
+    deployment_params,
+    distill_spec,
+    open_deployment,
+    seed_team,
+    wait_for,
+)
+from worker.celery_app import TASK_RUN_JOB, make_celery
+from worker.context import build_context
+
+LEASE_SECONDS = 3
+
+
+@pytest.fixture(params=deployment_params())
+def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
+    """A deployment with a short lease, so that a dead worker's job is re-queued quickly."""
+    yield from open_deployment(
+        request, tmp_path, lease_seconds=LEASE_SECONDS, heartbeat_seconds=1, max_attempts=3
+    )
+
+
+def test_killed_worker_job_resumes_from_last_checkpoint(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    settings = deployment.settings
+    seeded = seed_team(settings, tmp_path)
+    ctx = build_context(settings)
+    app = make_celery(settings)
+    spec = distill_spec(seeded.dataset_id, seeded.teacher_id, epochs=5, steps=3)
+    with session_scope(ctx.sessions) as session:
+        job_id = repo.create_job(
+            session, team_id=seeded.team_id, created_by=seeded.user_id, kind="distill",
+            spec=spec, dataset_id=seeded.dataset_id, teacher_id=seeded.teacher_id,
+            max_attempts=settings.max_attempts,
+        ).id
+
+    first = deployment.start_worker("first")
+    app.send_task(TASK_RUN_JOB, args=[job_id], queue=settings.job_queue)
+
+    def checkpointed() -> bool:
+        with session_scope(ctx.sessions) as session:
+            job = repo.job_by_id(session, job_id=job_id)
+            assert job is not None and job.state in ("queued", "running"), job and job.error
+            return job.checkpoint_key is not None
+
+    wait_for(checkpointed, timeout=120, interval=0.1, what="the first epoch's checkpoint")
+    first.kill()
+    with session_scope(ctx.sessions) as session:
+        job = repo.job_by_id(session, job_id=job_id)
+        assert job is not None
+        assert job.state == "running" and job.attempt == 1
+
+    deployment.start_worker("second")
+
+    def finished() -> str | None:
+        with session_scope(ctx.sessions) as session:
+            job = repo.job_by_id(session, job_id=job_id)
+            assert job is not None
+            return job.state if job.state in ("succeeded", "failed", "canceled") else None
+
+    assert wait_for(finished, timeout=180, what="the resumed job to finish") == "succeeded"
+    with session_scope(ctx.sessions) as session:
+        job = repo.job_by_id(session, job_id=job_id)
+        assert job is not None
+        assert job.attempt == 2
+        messages = [e.message for e in repo.list_events(session, job_id=job_id)]
+    assert any(m.startswith("Re-queued") for m in messages), messages
+    resumed = [m for m in messages if m.startswith("Resuming attempt 2")]
+    assert resumed, messages
+    epoch = int(re.search(r"after epoch (\d+)", resumed[0]).group(1))  # type: ignore[union-attr]
+    assert epoch >= 1
+    ctx.close()

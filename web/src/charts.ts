@@ -1,0 +1,203 @@
+// Chart.js, registered piece by piece so the bundle carries only what the dashboard draws.
+import {
+  BarController,
+  BarElement,
+  CategoryScale,
+  Chart,
+  Filler,
+  Legend,
+  LinearScale,
+  LineController,
+  LineElement,
+  LogarithmicScale,
+  PointElement,
+  Tooltip,
+  type ChartDataset,
+  type Plugin,
+} from "chart.js";
+import { h } from "./dom";
+import { num } from "./format";
+
+Chart.register(
+  BarController,
+  BarElement,
+  CategoryScale,
+  Filler,
+  Legend,
+  LinearScale,
+  LineController,
+  LineElement,
+  LogarithmicScale,
+  PointElement,
+  Tooltip,
+);
+Chart.defaults.font.family = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
+Chart.defaults.font.size = 11;
+Chart.defaults.color = "#475569";
+
+/** Colours of pyramid levels, the same on every chart: P2 (small objects) stands out. */
+export const LEVEL_COLORS: Record<string, string> = {
+  p2: "#dc2626",
+  p3: "#ea580c",
+  p4: "#2563eb",
+  p5: "#7c3aed",
+  p6: "#0891b2",
+  p7: "#64748b",
+};
+
+/** A palette for series without a fixed colour (jobs in Compare, detection terms). */
+export const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777", "#475569"];
+
+export interface Point {
+  x: number;
+  y: number;
+}
+
+type LineSet = ChartDataset<"line", Point[]>;
+
+/** A live line chart keyed by series name; appends are batched to one redraw per frame. */
+export class LineChart {
+  readonly element: HTMLElement;
+  private chart: Chart<"line", Point[]>;
+  private pending = false;
+  private readonly empty: HTMLElement;
+
+  constructor(
+    title: string,
+    opts: { yLabel?: string; log?: boolean; xLabel?: string; height?: number; id?: string } = {},
+  ) {
+    const canvas = h("canvas", { role: "img", "aria-label": title });
+    this.empty = h("div", { class: "chart-empty" }, "No data yet");
+    this.element = h(
+      "figure",
+      { class: "chart", "data-chart": opts.id ?? title },
+      h("figcaption", null, title),
+      h("div", { class: "chart-box", style: `height:${opts.height ?? 220}px` }, canvas, this.empty),
+    );
+    this.chart = new Chart(canvas, {
+      type: "line",
+      data: { datasets: [] },
+      options: {
+        animation: false,
+        parsing: false,
+        normalized: true,
+        maintainAspectRatio: false,
+        responsive: true,
+        interaction: { mode: "nearest", axis: "x", intersect: false },
+        elements: { point: { radius: 0, hitRadius: 6 }, line: { borderWidth: 1.6, tension: 0 } },
+        scales: {
+          x: { type: "linear", title: { display: true, text: opts.xLabel ?? "step" }, ticks: { maxTicksLimit: 8 } },
+          y: {
+            type: opts.log ? "logarithmic" : "linear",
+            title: { display: Boolean(opts.yLabel), text: opts.yLabel ?? "" },
+            ticks: { maxTicksLimit: 6, callback: (v) => num(Number(v)) },
+          },
+        },
+        plugins: {
+          legend: { position: "bottom", labels: { boxWidth: 10, boxHeight: 2, padding: 8 } },
+          tooltip: { callbacks: { label: (c) => `${c.dataset.label}: ${num(c.parsed.y, 4)}` } },
+        },
+      },
+    });
+  }
+
+  /** Replaces (or creates) one series. */
+  setSeries(name: string, points: Point[], style: { color?: string; dash?: number[]; label?: string } = {}): void {
+    const set = this.dataset(name, style);
+    set.data = points.slice();
+    this.schedule();
+  }
+
+  /** Adds one point to a series (ignores a step it already has, so replays do not duplicate). */
+  append(name: string, point: Point, style: { color?: string; dash?: number[]; label?: string } = {}): void {
+    const set = this.dataset(name, style);
+    const last = set.data[set.data.length - 1];
+    if (last && point.x <= last.x) {
+      if (point.x === last.x) last.y = point.y;
+      else return;
+    } else {
+      set.data.push(point);
+    }
+    this.schedule();
+  }
+
+  /** Whether any series has points. */
+  hasData(): boolean {
+    return this.chart.data.datasets.some((d) => d.data.length > 0);
+  }
+
+  /** Frees the canvas. */
+  destroy(): void {
+    this.chart.destroy();
+  }
+
+  private dataset(name: string, style: { color?: string; dash?: number[]; label?: string }): LineSet {
+    let set = this.chart.data.datasets.find((d) => (d as LineSet & { key?: string }).key === name) as LineSet | undefined;
+    if (!set) {
+      const color = style.color ?? PALETTE[this.chart.data.datasets.length % PALETTE.length];
+      set = {
+        label: style.label ?? name,
+        data: [],
+        borderColor: color,
+        backgroundColor: color,
+        borderDash: style.dash ?? [],
+      };
+      (set as LineSet & { key?: string }).key = name;
+      this.chart.data.datasets.push(set);
+    }
+    return set;
+  }
+
+  private schedule(): void {
+    if (this.pending) return;
+    this.pending = true;
+    requestAnimationFrame(() => {
+      this.pending = false;
+      this.empty.hidden = this.hasData();
+      this.chart.update("none");
+    });
+  }
+}
+
+/** A bar chart (histograms, boxes per class, metric bars). */
+export function barChart(
+  title: string,
+  labels: string[],
+  datasets: { label: string; data: number[]; colors?: string[] | string }[],
+  opts: { height?: number; horizontal?: boolean; yLabel?: string; xLabel?: string; id?: string; ariaLabel?: string; plugins?: Plugin<"bar">[] } = {},
+): { element: HTMLElement; chart: Chart<"bar"> } {
+  const canvas = h("canvas", { role: "img", "aria-label": opts.ariaLabel ?? title });
+  const element = h(
+    "figure",
+    { class: "chart", "data-chart": opts.id ?? title },
+    h("figcaption", null, title),
+    h("div", { class: "chart-box", style: `height:${opts.height ?? 220}px` }, canvas),
+  );
+  const chart = new Chart(canvas, {
+    type: "bar",
+    plugins: opts.plugins ?? [],
+    data: {
+      labels,
+      datasets: datasets.map((d, i) => ({
+        label: d.label,
+        data: d.data,
+        backgroundColor: d.colors ?? PALETTE[i % PALETTE.length],
+        borderWidth: 0,
+        barPercentage: 0.95,
+        categoryPercentage: datasets.length > 1 ? 0.8 : 1.0,
+      })),
+    },
+    options: {
+      animation: false,
+      maintainAspectRatio: false,
+      responsive: true,
+      indexAxis: opts.horizontal ? "y" : "x",
+      scales: {
+        x: { title: { display: Boolean(opts.xLabel), text: opts.xLabel ?? "" }, ticks: { maxRotation: 0, autoSkip: true } },
+        y: { title: { display: Boolean(opts.yLabel), text: opts.yLabel ?? "" }, beginAtZero: true },
+      },
+      plugins: { legend: { display: datasets.length > 1, position: "bottom" } },
+    },
+  });
+  return { element, chart };
+}

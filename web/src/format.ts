@@ -1,0 +1,101 @@
+// Numbers, times and sizes as a person reads them.
+import type { CocoMetrics, Job } from "./types";
+
+/** "3 min ago", "2 h ago", or a date for older times. */
+export function relativeTime(iso: string | null | undefined): string {
+  if (!iso) return "—";
+  const then = new Date(iso).getTime();
+  const seconds = Math.round((Date.now() - then) / 1000);
+  if (seconds < 45) return "just now";
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
+  if (seconds < 86400) return `${Math.round(seconds / 3600)} h ago`;
+  return new Date(iso).toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" });
+}
+
+/** A full local timestamp for tooltips. */
+export function fullTime(iso: string | null | undefined): string {
+  return iso ? new Date(iso).toLocaleString() : "";
+}
+
+/** "1 h 04 min", "3 min 20 s", "12 s". */
+export function duration(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "—";
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, "0")} s`;
+  return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")} min`;
+}
+
+/** How long a job ran (or has been running). */
+export function jobDuration(job: Job): string {
+  if (!job.started_at) return "—";
+  const end = job.finished_at ? new Date(job.finished_at).getTime() : Date.now();
+  return duration((end - new Date(job.started_at).getTime()) / 1000);
+}
+
+/** Bytes as KB / MB / GB. */
+export function bytes(n: number | null | undefined): string {
+  if (n === null || n === undefined) return "—";
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+/** COCO AP (0..1, -1 for "no objects of that size") as the usual percentage with one decimal. */
+export function ap(value: number | null | undefined): string {
+  if (value === null || value === undefined || !Number.isFinite(value) || value < 0) return "—";
+  return (value * 100).toFixed(1);
+}
+
+/** A compact number: 8.7 M, 12.3 k, 0.0012. */
+export function num(value: number | null | undefined, digits = 3): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return "—";
+  const abs = Math.abs(value);
+  if (abs >= 1e9) return `${(value / 1e9).toFixed(2)} G`;
+  if (abs >= 1e6) return `${(value / 1e6).toFixed(2)} M`;
+  if (abs >= 1e4) return `${(value / 1e3).toFixed(1)} k`;
+  if (abs === 0) return "0";
+  if (abs < 1e-3) return value.toExponential(2);
+  return Number(value.toPrecision(digits)).toString();
+}
+
+/** A model's student metrics wherever the job keeps them. */
+export function studentMetrics(job: Job): CocoMetrics | null {
+  const m = job.metrics;
+  if (!m) return null;
+  if (m.student && typeof m.student === "object") return m.student;
+  if (typeof m.AP === "number") return m as CocoMetrics;
+  if (m.kind === "teacher" && m.teacher && typeof m.teacher === "object") return m.teacher;
+  return null;
+}
+
+/** Short architecture names for tables: "retinanet_mobilenet_v2_fpn" -> "RetinaNet MobileNetV2". */
+export function archLabel(arch: string | null | undefined): string {
+  if (!arch) return "—";
+  const names: Record<string, string> = {
+    retinanet: "RetinaNet",
+    fcos: "FCOS",
+    fasterrcnn: "Faster R-CNN",
+    resnet50: "R50",
+    resnet18: "R18",
+    mobilenet: "MobileNet",
+    shufflenet: "ShuffleNet",
+  };
+  const parts = arch.replace(/^torchvision_/, "").replace(/_fpn$/, "").split("_");
+  const out: string[] = [];
+  for (let i = 0; i < parts.length; i += 1) {
+    const part = parts[i];
+    if ((part === "mobilenet" || part === "shufflenet") && parts[i + 1]) {
+      out.push(`${names[part]}${parts[i + 1].toUpperCase()}`);
+      i += 1;
+    } else {
+      out.push(names[part] ?? part);
+    }
+  }
+  return out.join(" ") + (arch.startsWith("torchvision_") ? " (tv)" : "");
+}

@@ -1,0 +1,200 @@
+// Compare: overlaid curves, a metrics table with the best per column marked, the spec differences.
+import { get } from "../api";
+import { LineChart, PALETTE } from "../charts";
+import { h, replace } from "../dom";
+import { ap, archLabel, num } from "../format";
+import { href, navigate } from "../router";
+import type { CompareResult, Job, ListOf, MetricPointRow } from "../types";
+import { card, emptyState, errorState, loading, pageHeader, stateBadge } from "../components/ui";
+
+const METRIC_ORDER = ["AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "params", "gflops", "latency_ms"];
+const LOWER_IS_BETTER = /params|gflops|latency|loss|duration|time/i;
+
+function isApMetric(name: string): boolean {
+  return /^(eval\/)?AP/.test(name.replace(/^student[./]/, ""));
+}
+
+function metricLabel(name: string): string {
+  const n = name.replace(/^student[./]/, "");
+  if (n === "latency_ms") return "Latency (ms)";
+  if (n === "gflops") return "GFLOPs";
+  if (n === "params") return "Params";
+  return n.replace(/^eval\//, "").replace("_", " ");
+}
+
+function jobLabel(job: Job): string {
+  return `#${job.id} ${job.name || job.kind}`;
+}
+
+function picker(selected: number[]): HTMLElement {
+  const host = h("div", null, loading());
+  const chosen = new Set(selected);
+  void get<ListOf<Job>>("/jobs", { limit: 50 }).then(
+    (res) => {
+      if (!res.data.length) {
+        replace(host, emptyState("No jobs to compare", "Run two jobs on the same dataset, then compare them here."));
+        return;
+      }
+      const apply = h("button", { class: "btn btn-primary", type: "button", id: "compare-apply", onclick: () => navigate(href("/compare", { jobs: [...chosen].sort((a, b) => a - b).join(",") })) }, "Compare");
+      const update = () => (apply.disabled = chosen.size < 2);
+      update();
+      replace(
+        host,
+        h(
+          "ul",
+          { class: "pick-list", id: "compare-picker" },
+          res.data.map((j) =>
+            h(
+              "li",
+              null,
+              h(
+                "label",
+                null,
+                h("input", {
+                  type: "checkbox",
+                  value: j.id,
+                  checked: chosen.has(j.id),
+                  onchange: (e: Event) => {
+                    if ((e.target as HTMLInputElement).checked) chosen.add(j.id);
+                    else chosen.delete(j.id);
+                    update();
+                  },
+                }),
+                " ",
+                jobLabel(j),
+                " ",
+                stateBadge(j.state),
+                h("span", { class: "muted" }, ` ${archLabel(j.spec?.student?.arch ?? j.spec?.teacher?.arch)}`),
+              ),
+            ),
+          ),
+        ),
+        h("div", { class: "form-actions" }, apply),
+      );
+    },
+    (err: Error) => replace(host, errorState(err.message)),
+  );
+  return host;
+}
+
+/** The compare page; returns its cleanup (frees charts). */
+export function renderCompare(main: HTMLElement, query: URLSearchParams): () => void {
+  const ids = (query.get("jobs") ?? "")
+    .split(",")
+    .map((s) => Number(s.trim()))
+    .filter((n) => Number.isInteger(n) && n > 0);
+  const charts: LineChart[] = [];
+  if (ids.length < 2) {
+    replace(main, pageHeader("Compare", "Pick two or more jobs: curves overlaid, metrics side by side, and what differs in their specs."), card("Choose jobs", picker(ids)));
+    return () => undefined;
+  }
+  replace(main, loading());
+  void (async () => {
+    let result: CompareResult;
+    try {
+      result = await get<CompareResult>("/compare", { jobs: ids.join(",") });
+    } catch (err) {
+      replace(main, pageHeader("Compare"), errorState((err as Error).message), card("Choose jobs", picker(ids)));
+      return;
+    }
+    const jobs = result.jobs;
+    const colors = jobs.map((_, i) => PALETTE[i % PALETTE.length]);
+
+    // Metrics: the API's table (name -> one value per job), in a familiar order.
+    const metrics = (result.metrics ?? {}) as Record<string, (number | string | null)[]>;
+    const names = Object.keys(metrics).sort((a, b) => {
+      const ia = METRIC_ORDER.indexOf(a.replace(/^(student[./]|eval\/)/, ""));
+      const ib = METRIC_ORDER.indexOf(b.replace(/^(student[./]|eval\/)/, ""));
+      return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || a.localeCompare(b);
+    });
+    const best = new Map<string, number>();
+    for (const name of names) {
+      const values = metrics[name].map((v) => (typeof v === "number" && Number.isFinite(v) && !(isApMetric(name) && v < 0) ? v : null));
+      const valid = values.filter((v): v is number => v !== null);
+      if (valid.length < 2) continue;
+      const target = LOWER_IS_BETTER.test(name) ? Math.min(...valid) : Math.max(...valid);
+      if (Math.min(...valid) === Math.max(...valid)) continue;
+      best.set(name, target);
+    }
+    const fmt = (name: string, v: number | string | null) => (typeof v === "number" ? (isApMetric(name) ? ap(v) : num(v)) : v === null ? "—" : String(v));
+    const metricsTable = names.length
+      ? h(
+          "div",
+          { class: "table-wrap" },
+          h(
+            "table",
+            { class: "table compare-metrics", id: "compare-metrics" },
+            h("thead", null, h("tr", null, h("th", null, "Job"), names.map((n) => h("th", { class: `num${/AP_small/.test(n) ? " highlight" : ""}`, title: n }, metricLabel(n))))),
+            h(
+              "tbody",
+              null,
+              jobs.map((j, i) =>
+                h(
+                  "tr",
+                  { "data-job-id": j.id },
+                  h("th", { scope: "row" }, h("span", { class: "dot", style: `background:${colors[i]}` }), h("a", { href: `#/jobs/${j.id}` }, jobLabel(j))),
+                  names.map((n) => {
+                    const v = metrics[n][i];
+                    const isBest = best.has(n) && typeof v === "number" && v === best.get(n);
+                    return h("td", { class: `num${isBest ? " best" : ""}`, "data-best": isBest ? "true" : null, title: isBest ? "best in this column" : null }, fmt(n, v), isBest ? h("span", { class: "best-mark", "aria-label": "best" }, " ★") : null);
+                  }),
+                ),
+              ),
+            ),
+          ),
+        )
+      : h("p", { class: "muted" }, "None of these jobs has metrics yet.");
+
+    const diff = result.spec_diff ?? [];
+    const diffTable = diff.length
+      ? h(
+          "div",
+          { class: "table-wrap" },
+          h(
+            "table",
+            { class: "table spec-diff", id: "spec-diff" },
+            h("thead", null, h("tr", null, h("th", null, "Spec field"), jobs.map((j, i) => h("th", null, h("span", { class: "dot", style: `background:${colors[i]}` }), `#${j.id}`)))),
+            h(
+              "tbody",
+              null,
+              diff.map((d) => h("tr", { "data-path": d.path }, h("th", { scope: "row" }, h("code", null, d.path)), d.values.map((v) => h("td", null, v === null || v === undefined ? h("span", { class: "muted" }, "—") : typeof v === "object" ? JSON.stringify(v) : String(v))))),
+            ),
+          ),
+        )
+      : h("p", { class: "muted" }, "The specs are identical (apart from names).");
+
+    // Curves: every job's series, one chosen series per chart.
+    const series = await Promise.all(
+      jobs.map((j) => get<{ series: Record<string, MetricPointRow[]> }>(`/jobs/${j.id}/metrics`).then((r) => r.series ?? {}, () => ({}) as Record<string, MetricPointRow[]>)),
+    );
+    const allNames = [...new Set(series.flatMap((s) => Object.keys(s)))].sort();
+    const chartBlock = (initial: string, id: string) => {
+      const chart = new LineChart("", { id });
+      charts.push(chart);
+      const draw = (name: string) => {
+        jobs.forEach((j, i) => {
+          const pts = (series[i][name] ?? []).map((p) => ({ x: p.step, y: name.startsWith("eval/") ? p.value * 100 : p.value }));
+          chart.setSeries(`job-${j.id}`, pts, { color: colors[i], label: jobLabel(j) });
+        });
+      };
+      const select = h(
+        "select",
+        { "aria-label": "Series to plot", onchange: (e: Event) => draw((e.target as HTMLSelectElement).value) },
+        allNames.map((n) => h("option", { value: n, selected: n === initial }, n)),
+      );
+      draw(initial);
+      return h("div", null, select, chart.element);
+    };
+    const firstSeries = allNames.includes("loss/total") ? "loss/total" : (allNames[0] ?? "loss/total");
+    const secondSeries = allNames.find((n) => n === "eval/AP_small") ?? allNames.find((n) => n.startsWith("kd/")) ?? allNames.find((n) => n.startsWith("det/")) ?? firstSeries;
+
+    replace(
+      main,
+      pageHeader("Compare", `${jobs.length} jobs`, h("a", { class: "btn", href: "#/compare" }, "Choose other jobs")),
+      card("Metrics", h("p", { class: "muted" }, "COCO metrics ×100 of the student; ★ marks the best value in each column (highest AP, fewest parameters, lowest latency)."), metricsTable),
+      card("Curves", allNames.length ? h("div", { class: "chart-grid" }, chartBlock(firstSeries, "compare-a"), chartBlock(secondSeries, "compare-b")) : h("p", { class: "muted" }, "No curves recorded yet.")),
+      card("What differs in the specs", diffTable),
+    );
+  })();
+  return () => charts.forEach((c) => c.destroy());
+}

@@ -1,0 +1,193 @@
+// Shapes of the REST API's answers (docs/contracts.md, REST API section).
+
+export interface TeamRef {
+  id: number;
+  name: string;
+  role: string;
+}
+
+export interface Me {
+  id: number;
+  email: string;
+  name: string;
+  teams: TeamRef[];
+}
+
+export interface ListOf<T> {
+  data: T[];
+  count: number;
+}
+
+export type JobState = "queued" | "running" | "succeeded" | "failed" | "canceled";
+
+export interface Progress {
+  stage?: string;
+  epoch?: number;
+  epochs?: number;
+  step?: number;
+  total_steps?: number;
+  eta_seconds?: number | null;
+  images_per_sec?: number | null;
+  lr?: number | null;
+  losses?: Record<string, number>;
+}
+
+export interface CocoMetrics {
+  AP?: number;
+  AP50?: number;
+  AP75?: number;
+  AP_small?: number;
+  AP_medium?: number;
+  AP_large?: number;
+  per_class?: Record<string, number>;
+}
+
+export interface ModelEfficiency {
+  params?: number;
+  gflops?: number;
+  latency_ms?: number;
+  device?: string;
+}
+
+export interface JobMetrics {
+  kind?: string;
+  spec_hash?: string;
+  student?: CocoMetrics | null;
+  teacher?: CocoMetrics | null;
+  efficiency?: {
+    student?: ModelEfficiency | null;
+    teacher?: ModelEfficiency | null;
+    ratios?: { params?: number; gflops?: number; latency?: number } | null;
+  } | null;
+  [key: string]: unknown;
+}
+
+export interface Job {
+  id: number;
+  name: string;
+  kind: string;
+  state: JobState;
+  spec: JobSpec;
+  spec_hash: string;
+  dataset_id: number | null;
+  teacher_id: number | null;
+  created_by: number | null;
+  creator_email: string | null;
+  progress: Progress | null;
+  metrics: JobMetrics | null;
+  attempt: number;
+  error: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+export interface SizeHistogram {
+  edges: number[];
+  counts: number[];
+}
+
+export interface DatasetStatistics {
+  images?: number;
+  annotations?: number;
+  categories?: number | string[];
+  boxes_per_class?: Record<string, number>;
+  size_buckets?: { small?: number; medium?: number; large?: number };
+  size_histogram?: SizeHistogram;
+  small_threshold?: number;
+  medium_threshold?: number;
+  splits?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+export interface Issue {
+  file?: string | null;
+  image_id?: number | string | null;
+  annotation_id?: number | string | null;
+  message?: string;
+  [key: string]: unknown;
+}
+
+export interface Dataset {
+  id: number;
+  name: string;
+  format: string;
+  status: string;
+  size_bytes?: number;
+  sha256?: string;
+  statistics: DatasetStatistics | null;
+  errors: (Issue | string)[] | null;
+  created_at: string;
+  created_by?: number | null;
+}
+
+export interface Teacher {
+  id: number;
+  name: string;
+  arch: string;
+  num_classes?: number | null;
+  fpn_channels: number;
+  status: string;
+  size_bytes?: number;
+  source_job_id?: number | null;
+  errors: (Issue | string)[] | null;
+  info?: Record<string, unknown> | null;
+  created_at: string;
+}
+
+export interface Artifact {
+  id?: number;
+  name: string;
+  kind: string;
+  size_bytes?: number;
+  content_type?: string;
+  created_at?: string;
+}
+
+export interface JobEventRow {
+  id?: number;
+  level: string;
+  message: string;
+  created_at?: string;
+}
+
+export interface MetricPointRow {
+  step: number;
+  epoch?: number;
+  value: number;
+}
+
+export interface CompareResult {
+  jobs: Job[];
+  metrics?: unknown;
+  spec_diff: { path: string; values: unknown[] }[];
+}
+
+// The job specification (core/spec.py), as the form builds it.
+export interface LevelWeights {
+  spatial: number;
+  semantic: number;
+  context: number;
+}
+
+export interface DistillSpec {
+  lambda_kd: number;
+  levels: Record<string, LevelWeights>;
+  response: number;
+  temperature: number;
+  warmup_steps: number;
+  spatial?: Record<string, unknown>;
+  semantic?: Record<string, unknown>;
+  context?: Record<string, unknown>;
+}
+
+export interface JobSpec {
+  kind: string;
+  name?: string | null;
+  data: Record<string, unknown> & { dataset_id?: number | null; image_size?: number };
+  teacher?: (Record<string, unknown> & { arch?: string; teacher_id?: number | null }) | null;
+  student?: (Record<string, unknown> & { arch?: string }) | null;
+  distill?: DistillSpec;
+  schedule?: Record<string, unknown> & { epochs?: number };
+  seed?: number;
+}

@@ -1,0 +1,132 @@
+"""The one place the Celery app is configured: queues, reliability options and the brokers."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport.sqlalchemy import Transport as SqlAlchemyTransport
+
+from store.settings import Settings
+
+VALIDATION_QUEUE = "default"
+FAST_SQLA_ALIAS = "distillery-sqla"
+
+# A job may run for a day; the broker must not hand its message to another worker meanwhile
+# (Redis re-delivers an unacked message after visibility_timeout), so the hard time limit
+# stays below the visibility timeout. The lease in the job row remains the real guard.
+JOB_TIME_LIMIT_S = 24 * 3600
+JOB_SOFT_TIME_LIMIT_S = JOB_TIME_LIMIT_S - 300
+VISIBILITY_TIMEOUT_S = JOB_TIME_LIMIT_S + 3600
+VALIDATION_TIME_LIMIT_S = 3600
+
+TASK_VALIDATE_DATASET = "distillery.validate_dataset"
+TASK_VALIDATE_TEACHER = "distillery.validate_teacher"
+TASK_RUN_JOB = "distillery.run_job"
+TASK_REQUEUE_EXPIRED = "distillery.requeue_expired"
+
+
+class FastSqlAlchemyTransport(SqlAlchemyTransport):
+    """kombu's SQLAlchemy transport polling every 0.1 s instead of every second."""
+
+    # A transport option would be handed to create_engine and crash, hence a subclass.
+    polling_interval = 0.1
+
+
+def _fast_sqla_transport() -> type[FastSqlAlchemyTransport]:
+    return FastSqlAlchemyTransport
+
+
+def register_fast_sqla_transport() -> None:
+    """Make `distillery-sqla+<url>` resolve to the fast-polling SQLAlchemy transport."""
+    # A callable alias, not a 'module:Class' string: `celery -A` drops the working directory
+    # from sys.path after import, and the string would then fail to import in the worker.
+    TRANSPORT_ALIASES[FAST_SQLA_ALIAS] = _fast_sqla_transport  # type: ignore[assignment]
+
+
+def broker_url_for(settings: Settings) -> str:
+    """The broker URL the app connects to (the serverless SQL broker gets fast polling)."""
+    url = settings.resolved_broker_url
+    if url.startswith("sqla+"):
+        register_fast_sqla_transport()
+        if url.startswith("sqla+sqlite:"):
+            # SQLite creates the file, not its folder.
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return FAST_SQLA_ALIAS + url[len("sqla") :]
+    return url
+
+
+def broker_transport_options(url: str) -> dict[str, Any]:
+    """Transport options per broker; the SQL transport passes every option to create_engine."""
+    if url.startswith(("redis://", "rediss://", "sentinel://")):
+        return {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+    return {}
+
+
+class DistilleryCelery(Celery):
+    """A Celery app that carries the platform settings it was built from."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+
+
+def make_celery(settings: Settings) -> DistilleryCelery:
+    """The Celery app of a worker (or a sender) on `settings`' broker, tasks registered."""
+    broker = broker_url_for(settings)
+    app = DistilleryCelery(settings, main="distillery", broker=broker, set_as_current=False)
+    job_queue = settings.job_queue
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        result_backend=None,
+        # Re-deliver a task whose worker died instead of losing it, one message at a time.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_concurrency=1,
+        worker_max_tasks_per_child=None,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options=broker_transport_options(broker),
+        task_time_limit=JOB_TIME_LIMIT_S,
+        task_soft_time_limit=JOB_SOFT_TIME_LIMIT_S,
+        task_default_queue=VALIDATION_QUEUE,
+        task_queues=[Queue(job_queue, routing_key=job_queue), Queue(VALIDATION_QUEUE)],
+        task_routes={
+            TASK_RUN_JOB: {"queue": job_queue, "routing_key": job_queue},
+            TASK_VALIDATE_DATASET: {"queue": VALIDATION_QUEUE},
+            TASK_VALIDATE_TEACHER: {"queue": VALIDATION_QUEUE},
+            TASK_REQUEUE_EXPIRED: {"queue": VALIDATION_QUEUE},
+        },
+        task_annotations={
+            TASK_VALIDATE_DATASET: {"time_limit": VALIDATION_TIME_LIMIT_S},
+            TASK_VALIDATE_TEACHER: {"time_limit": VALIDATION_TIME_LIMIT_S},
+        },
+        worker_send_task_events=False,
+        task_send_sent_event=False,
+    )
+    # Registers the tasks on this app and the lease reaper as a worker boot step.
+    from worker import reaper, tasks
+
+    tasks.register(app)
+    app.steps["worker"].add(reaper.ReaperStep)
+    return app
+
+
+@functools.cache
+def _module_app() -> DistilleryCelery:
+    return make_celery(Settings())
+
+
+def __getattr__(name: str) -> Any:
+    # `celery -A worker.celery_app` looks up `app`; build it from the environment only then,
+    # never at import time (tests and `distillery worker` build their own).
+    if name == "app":
+        return _module_app()
+    raise AttributeError(name)

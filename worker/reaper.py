@@ -1,0 +1,87 @@
+"""The lease reaper: re-queues jobs whose worker stopped renewing its lease, and resends them."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from celery import bootsteps
+
+from store import repositories as repo
+from store.db import session_scope
+from worker.context import context_for
+
+if TYPE_CHECKING:
+    from worker.celery_app import DistilleryCelery
+
+log = logging.getLogger(__name__)
+
+
+def reap_once(app: DistilleryCelery) -> list[int]:
+    """Re-queue expired jobs (failing those without attempts left) and send each again."""
+    from worker.celery_app import TASK_RUN_JOB
+
+    ctx = context_for(app.settings)
+    with session_scope(ctx.sessions) as session:
+        job_ids = repo.requeue_expired(session)
+    queue = app.settings.job_queue
+    for job_id in job_ids:
+        log.warning("job %s: lease expired, re-queued", job_id)
+        app.send_task(TASK_RUN_JOB, args=[job_id], queue=queue, routing_key=queue)
+    return job_ids
+
+
+def reap_interval(lease_seconds: float) -> float:
+    """How often to look for expired leases: half a lease (at least every 0.5 s)."""
+    return max(lease_seconds / 2, 0.5)
+
+
+class Reaper:
+    """A daemon thread calling `reap_once` every half lease."""
+
+    def __init__(self, app: DistilleryCelery, *, interval: float | None = None) -> None:
+        self.app = app
+        self.interval = interval or reap_interval(app.settings.lease_seconds)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease-reaper", daemon=True)
+
+    def start(self) -> Reaper:
+        """Start reaping in the background."""
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                reap_once(self.app)
+            except Exception:
+                # The database or broker may be briefly away; the next round tries again.
+                log.exception("lease reaper round failed")
+
+    def stop(self) -> None:
+        """Stop the thread."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+
+class ReaperStep(bootsteps.StartStopStep):
+    """A worker boot step running the Reaper in the worker's main process."""
+
+    # After the pool: prefork children are forked before the thread and its connections exist.
+    requires: ClassVar[set[str]] = {"celery.worker.components:Pool"}
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        self.reaper: Reaper | None = None
+
+    def start(self, worker: Any) -> None:
+        """Start the reaper thread."""
+        self.reaper = Reaper(worker.app).start()
+
+    def stop(self, worker: Any) -> None:
+        """Stop the reaper thread."""
+        if self.reaper is not None:
+            self.reaper.stop()
+            self.reaper = None

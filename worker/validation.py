@@ -1,0 +1,165 @@
+"""Validation of uploads: a dataset archive (unpacked safely, checked) and a teacher checkpoint."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from store import repositories as repo
+from store.db import session_scope
+from worker.context import WorkerContext
+from worker.workspace import unpack_archive
+
+log = logging.getLogger(__name__)
+
+Status = Literal["ready", "invalid", "skipped"]
+
+# Building the declared architecture only needs some legal image size; weights do not depend
+# on it.
+PROBE_IMAGE_SIZE = 64
+
+
+def issue(message: str, *, file: str | None = None, **extra: Any) -> dict[str, Any]:
+    """One validation error as stored in a row's `errors` (the shape of ValidationIssue)."""
+    return {"file": file, "image_id": None, "annotation_id": None, "message": message, **extra}
+
+
+def validate_dataset(ctx: WorkerContext, dataset_id: int) -> Status:
+    """Unpack and check an uploaded dataset; mark it ready (statistics) or invalid (errors)."""
+    from core.data.archive import ArchiveError
+    from core.data.validate import validate_dataset as check_dataset
+
+    with session_scope(ctx.sessions) as session:
+        dataset = repo.dataset_by_id(session, dataset_id=dataset_id)
+        if dataset is None or dataset.status != "validating":
+            return "skipped"  # deleted, or validated by an earlier delivery
+        archive_key, data_format = dataset.archive_key, dataset.format
+    statistics: dict[str, Any] | None = None
+    errors: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(dir=ctx.work_dir, prefix="validate-") as tmp:
+        try:
+            root = unpack_archive(ctx, archive_key, Path(tmp) / "data")
+            report = check_dataset(root, format=data_format)  # type: ignore[arg-type]
+            errors = [e.to_dict() for e in report.errors]
+            statistics = report.statistics
+        except ArchiveError as exc:
+            errors = [issue(str(exc), file=PurePosixPath(archive_key).name)]
+        except ValueError as exc:
+            errors = [issue(str(exc))]
+    status: Status = "invalid" if errors else "ready"
+    with session_scope(ctx.sessions) as session:
+        repo.set_dataset_validation(
+            session,
+            dataset_id=dataset_id,
+            status=status,
+            statistics=statistics,
+            errors=errors or None,
+        )
+    log.info("dataset %s: %s (%d errors)", dataset_id, status, len(errors))
+    return status
+
+
+def infer_num_classes(state: dict[str, Any]) -> int | None:
+    """`num_classes` (K + 1) of a detector state dict, read off its classification layer."""
+    cls_score = state.get("roi_heads.box_predictor.cls_score.weight")
+    if cls_score is not None:
+        return int(cls_score.shape[0])
+    cls = state.get("head.classification_head.cls_logits.weight")
+    reg = state.get("head.regression_head.bbox_reg.weight")
+    if cls is None or reg is None or reg.shape[0] % 4:
+        return None
+    anchors = reg.shape[0] // 4
+    if anchors == 0 or cls.shape[0] % anchors:
+        return None
+    return int(cls.shape[0] // anchors)
+
+
+def _check_teacher_file(
+    path: Path, *, name: str, arch: str, fpn_channels: int, num_classes: int | None
+) -> tuple[list[dict[str, Any]], dict[str, Any], int | None]:
+    """(errors, info, num_classes) of a checkpoint against its declared architecture."""
+    from core.models.checkpoints import (
+        CheckpointError,
+        CheckpointMismatchError,
+        load_state_dict,
+        load_weights,
+        read_provenance,
+    )
+    from core.models.detectors import build_teacher
+
+    def named(message: str) -> str:
+        # Messages name the temporary copy; the user knows the file by its uploaded name.
+        return message.replace(str(path), name)
+
+    try:
+        state = load_state_dict(path)
+    except CheckpointError as exc:
+        return [issue(named(str(exc)), file=name)], {}, None
+    inferred = infer_num_classes(state)
+    classes = num_classes or inferred or 2
+    try:
+        model = build_teacher(
+            arch=arch, num_classes=classes, image_size=PROBE_IMAGE_SIZE, fpn_channels=fpn_channels
+        )
+        load_weights(model, state, source=name)
+    except CheckpointMismatchError as exc:
+        return (
+            [
+                issue(
+                    named(str(exc)),
+                    file=name,
+                    missing=exc.missing,
+                    unexpected=exc.unexpected,
+                    mismatched=exc.mismatched,
+                )
+            ],
+            {},
+            None,
+        )
+    except ValueError as exc:
+        return [issue(named(str(exc)), file=name)], {}, None
+    try:
+        provenance = read_provenance(path)
+    except CheckpointError:
+        provenance = {}
+    info = {
+        "params": sum(p.numel() for p in model.parameters()),
+        "num_classes": classes,
+        "tensors": len(state),
+        "provenance": provenance,
+    }
+    return [], info, classes
+
+
+def validate_teacher(ctx: WorkerContext, teacher_id: int) -> Status:
+    """Load an uploaded checkpoint safely and strictly against its declared architecture."""
+    with session_scope(ctx.sessions) as session:
+        teacher = repo.teacher_by_id(session, teacher_id=teacher_id)
+        if teacher is None or teacher.status != "validating":
+            return "skipped"
+        key, arch = teacher.checkpoint_key, teacher.arch
+        fpn_channels, num_classes = teacher.fpn_channels, teacher.num_classes
+    if not key:
+        errors, info, classes = [issue("no checkpoint was uploaded")], {}, None
+    else:
+        name = PurePosixPath(key).name or "checkpoint"
+        with tempfile.TemporaryDirectory(dir=ctx.work_dir, prefix="teacher-") as tmp:
+            path = Path(tmp) / name
+            ctx.blobs.download(key, path)
+            errors, info, classes = _check_teacher_file(
+                path, name=name, arch=arch, fpn_channels=fpn_channels, num_classes=num_classes
+            )
+    status: Status = "invalid" if errors else "ready"
+    with session_scope(ctx.sessions) as session:
+        repo.set_teacher_validation(
+            session,
+            teacher_id=teacher_id,
+            status=status,
+            errors=errors or None,
+            info=info or None,
+            num_classes=classes,
+        )
+    log.info("teacher %s: %s", teacher_id, status)
+    return status

@@ -1,0 +1,87 @@
+"""Local copies of blobs a worker needs: unpacked datasets (cached per sha) and checkpoints."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from pathlib import Path, PurePosixPath
+
+from core.data.archive import safe_extract
+from store.models import Dataset, Teacher
+from worker.context import WorkerContext
+
+COMPLETE_MARK = ".complete"
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 hex digest of a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Move a finished folder into place; if another worker won the race, keep theirs."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(tmp, final)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def unpack_archive(ctx: WorkerContext, archive_key: str, dest: Path) -> Path:
+    """Download an archive blob and unpack it safely into `dest` (settings' caps apply)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = dest.parent / f".{dest.name}.archive"
+    try:
+        ctx.blobs.download(archive_key, archive)
+        return safe_extract(
+            archive,
+            dest,
+            max_bytes=ctx.settings.max_unpacked_bytes,
+            max_files=ctx.settings.max_unpacked_files,
+        )
+    finally:
+        archive.unlink(missing_ok=True)
+
+
+def dataset_folder(ctx: WorkerContext, dataset: Dataset) -> Path:
+    """The unpacked dataset, downloaded once per archive sha and kept for later jobs."""
+    cache_key = dataset.sha256 or f"dataset-{dataset.id}"
+    root = ctx.work_dir / "datasets" / cache_key
+    if (root / COMPLETE_MARK).exists():
+        return root / "data"
+    tmp = ctx.work_dir / "datasets" / f".{cache_key}.{uuid.uuid4().hex[:8]}"
+    try:
+        unpack_archive(ctx, dataset.archive_key, tmp / "data")
+        (tmp / COMPLETE_MARK).touch()
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if root.exists() and not (root / COMPLETE_MARK).exists():
+        shutil.rmtree(root, ignore_errors=True)  # a crashed earlier copy
+    _publish(tmp, root)
+    return root / "data"
+
+
+def teacher_file(ctx: WorkerContext, teacher: Teacher) -> Path:
+    """The teacher checkpoint as a local file (its name keeps the uploaded suffix)."""
+    if not teacher.checkpoint_key:
+        raise ValueError(f"teacher {teacher.id} has no checkpoint")
+    name = PurePosixPath(teacher.checkpoint_key).name or "checkpoint"
+    cache_key = teacher.sha256 or f"teacher-{teacher.id}"
+    path = ctx.work_dir / "teachers" / cache_key / name
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{name}.{uuid.uuid4().hex[:8]}")
+    try:
+        ctx.blobs.download(teacher.checkpoint_key, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
