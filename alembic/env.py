@@ -8,6 +8,7 @@ from sqlalchemy import Connection, create_engine, pool
 from sqlalchemy.engine import make_url
 
 from alembic import context
+from store.db import ensure_sqlite_folder
 from store.models import Base
 from store.settings import Settings
 
@@ -53,6 +54,7 @@ def run_migrations_online() -> None:
             context.run_migrations()
         return
     url = _database_url()
+    ensure_sqlite_folder(url)
     # A plain engine on purpose: with SQLite's foreign_keys pragma on, batch mode's
     # table recreation would cascade deletes into child tables.
     engine = create_engine(url, poolclass=pool.NullPool)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials
@@ -14,6 +14,7 @@ from api.errors import FieldError
 from api.queue import TaskQueue
 from api.security import authenticate_request, bearer_scheme
 from store import repositories as repo
+from store.blobs import BlobStore
 from store.models import User
 from store.settings import Settings
 
@@ -36,9 +37,10 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-def get_blobs(request: Request) -> Any:
-    """The app's blob store (store.blobs.BlobStore)."""
-    return request.app.state.blobs
+def get_blobs(request: Request) -> BlobStore:
+    """The app's blob store (a local folder or S3)."""
+    blobs: BlobStore = request.app.state.blobs
+    return blobs
 
 
 def get_queue(request: Request) -> TaskQueue:
@@ -49,7 +51,7 @@ def get_queue(request: Request) -> TaskQueue:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-BlobsDep = Annotated[Any, Depends(get_blobs)]
+BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
 QueueDep = Annotated[TaskQueue, Depends(get_queue)]
 
 

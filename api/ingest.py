@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from api.errors import unavailable
 from api.queue import QueueUnavailable
 from api.uploads import ReceivedUpload
+from store.blobs import BlobStore
 
 logger = logging.getLogger(__name__)
 
 
 def commit_upload(
     session: Session,
-    blobs: Any,
+    blobs: BlobStore,
     upload: ReceivedUpload,
     *,
     key: str,
@@ -48,7 +48,7 @@ def commit_upload(
         raise unavailable(f"{exc}; nothing was stored, try again later") from exc
 
 
-def _forget_blob(blobs: Any, key: str) -> None:
+def _forget_blob(blobs: BlobStore, key: str) -> None:
     try:
         blobs.delete(key)
     except Exception:  # the original error matters more than a failed cleanup

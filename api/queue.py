@@ -92,7 +92,10 @@ class TaskQueue:
     def ping(self, *, timeout: float = 2.0) -> None:
         """Open a broker connection or raise (used by /readyz)."""
         with self.celery.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=timeout)
+            # One attempt, no back-off sleep: a probe must answer quickly either way.
+            conn.ensure_connection(
+                max_retries=1, interval_start=0, interval_step=0, timeout=timeout
+            )
 
     def close(self) -> None:
         """Release the broker connection pool."""

@@ -172,7 +172,9 @@ class LocalBlobStore:
 
     def delete(self, key: str) -> None:
         """Delete the blob (nothing happens when it does not exist)."""
-        self.path_for(key).unlink(missing_ok=True)
+        path = self.path_for(key)
+        if not path.is_dir():  # a folder is a prefix, not a blob: see delete_prefix
+            path.unlink(missing_ok=True)
 
     def delete_prefix(self, prefix: str) -> int:
         """Delete every blob whose key starts with `prefix`; how many were deleted."""

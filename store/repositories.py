@@ -634,18 +634,18 @@ def claim_job(
         .execution_options(synchronize_session=False)
     )
     _forget_job(session, job_id)
-    claimed = _rowcount(result) == 1
-    session.commit()
-    if not claimed:
+    if _rowcount(result) != 1:
+        session.commit()
         return None
     job = session.get(Job, job_id, populate_existing=True)
     if job is not None:
+        # In the claim's own transaction: the event exists if and only if the claim does.
         add_event(
             session,
             job_id=job_id,
             message=f"Started on worker {worker_id} (attempt {job.attempt} of {job.max_attempts}).",
         )
-        session.commit()
+    session.commit()
     return job
 
 

@@ -13,6 +13,7 @@ Registered for the whole suite through `pytest_plugins` in tests/conftest.py.
 
 from __future__ import annotations
 
+import functools
 import socket
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from store.blobs import BlobStore, LocalBlobStore, S3BlobStore, make_blob_store
 from store.db import make_engine, make_session_factory, session_scope
 from store.migrate import upgrade
 from store.settings import Settings
+from store.tokens import hash_password
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 TEST_PASSWORD = "correct horse battery staple"
@@ -181,6 +183,12 @@ class Member:
     password: str
     token: str
     role: str
+    team_id: int
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers that authenticate as this user in this team."""
+        return {"Authorization": f"Bearer {self.token}", "X-Team-Id": str(self.team_id)}
 
 
 @dataclass
@@ -207,12 +215,26 @@ class TeamContext:
             return _new_member(s, team_id=self.team_id, role=role)
 
 
+@functools.cache
+def _test_password_hash() -> str:
+    # scrypt is slow on purpose; one hash (salted once) serves every test user.
+    return hash_password(TEST_PASSWORD)
+
+
 def _new_member(s: Session, *, team_id: int, role: str) -> Member:
     email = f"u-{uuid.uuid4().hex[:12]}@example.test"
-    user = repo.create_user(s, email=email, name="Test User", password=TEST_PASSWORD)
+    user = repo.create_user(s, email=email, name="Test User")
+    user.password_hash = _test_password_hash()
     repo.add_member(s, team_id=team_id, user_id=user.id, role=role)
     token, _ = repo.create_token(s, user_id=user.id, name="test")
-    return Member(user_id=user.id, email=email, password=TEST_PASSWORD, token=token, role=role)
+    return Member(
+        user_id=user.id,
+        email=email,
+        password=TEST_PASSWORD,
+        token=token,
+        role=role,
+        team_id=team_id,
+    )
 
 
 @pytest.fixture

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import PurePath
-from typing import Annotated, Any, get_args
+from typing import Annotated, get_args
 
 from fastapi import APIRouter, Query, Request, Response, status
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import (
@@ -27,6 +28,7 @@ from api.schemas import DatasetPublic, DatasetsPublic
 from api.uploads import ReceivedUpload, multipart_openapi, receive_upload
 from core.spec import DataSpec
 from store import repositories as repo
+from store.blobs import BlobStore
 from store.models import DATASET_STATES, Job
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -112,8 +114,8 @@ async def upload_dataset(
 
 
 def _store_dataset(
-    session: Any,
-    blobs: Any,
+    session: Session,
+    blobs: BlobStore,
     queue: TaskQueue,
     team: TeamContext,
     upload: ReceivedUpload,

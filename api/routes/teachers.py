@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import PurePath
-from typing import Annotated, Any, get_args
+from typing import Annotated, get_args
 
 from fastapi import APIRouter, Query, Request, Response, status
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import (
@@ -27,6 +28,7 @@ from api.schemas import TeacherPublic, TeachersPublic
 from api.uploads import ReceivedUpload, multipart_openapi, receive_upload
 from core.spec import TeacherArch, TeacherSpec
 from store import repositories as repo
+from store.blobs import BlobStore
 from store.models import TEACHER_STATES, Job
 
 router = APIRouter(prefix="/teachers", tags=["teachers"])
@@ -133,8 +135,8 @@ async def upload_teacher(
 
 
 def _store_teacher(
-    session: Any,
-    blobs: Any,
+    session: Session,
+    blobs: BlobStore,
     queue: TaskQueue,
     team: TeamContext,
     upload: ReceivedUpload,

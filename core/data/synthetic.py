@@ -9,6 +9,7 @@ same dataset byte for byte with the same Pillow/libjpeg.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -63,11 +64,20 @@ def _backgrounds() -> tuple[tuple[np.ndarray, bool], ...]:
 @lru_cache(maxsize=1)
 def _digits() -> dict[int, np.ndarray]:
     """Digit -> (n, 8, 8) float32 glyphs in [0, 1] from scikit-learn's bundled set."""
-    from sklearn.datasets import load_digits
+    # Read scikit-learn's bundled CSV directly: importing sklearn.datasets costs seconds.
+    spec = importlib.util.find_spec("sklearn")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    csv = next((Path(f) / "datasets" / "data" / "digits.csv.gz" for f in folders), None)
+    if csv is not None and csv.is_file():
+        table = np.loadtxt(csv, delimiter=",", dtype=np.float32)  # (1797, 64 pixels + label)
+        images, target = table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(int)
+    else:
+        from sklearn.datasets import load_digits
 
-    bunch = load_digits()
-    images = bunch.images.astype(np.float32) / 16.0
-    return {d: images[bunch.target == d] for d in range(10)}
+        bunch = load_digits()
+        images, target = bunch.images.astype(np.float32), bunch.target
+    images = images / 16.0
+    return {d: images[target == d] for d in range(10)}
 
 
 def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:

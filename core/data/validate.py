@@ -292,6 +292,9 @@ def _validate_root(
                 )
             )
             return
+    if fmt not in ("coco", "voc"):
+        issues.append(ValidationIssue(root.name, f"unknown format {fmt!r}; use auto, coco or voc"))
+        return
     report.format = fmt
     if fmt == "coco":
         cocos = _validate_coco(root, issues)

@@ -28,8 +28,9 @@ def global_context_loss(student: Tensor, teacher: Tensor) -> Tensor:
         raise ValueError(
             f"global context: student has {student.shape[1]} channels, teacher {teacher.shape[1]}"
         )
-    student_ctx = F.normalize(global_context(student), dim=1)
-    teacher_ctx = F.normalize(global_context(teacher.detach().to(student.dtype)), dim=1)
+    # float32: squared activations overflow half precision under autocast.
+    student_ctx = F.normalize(global_context(student.float()), dim=1)
+    teacher_ctx = F.normalize(global_context(teacher.detach().float()), dim=1)
     return (student_ctx - teacher_ctx).pow(2).sum(dim=1).mean()
 
 
@@ -42,8 +43,8 @@ def region_relations(features: Tensor, grid: int) -> Tensor:
 
 def relation_loss(student: Tensor, teacher: Tensor, grid: int = 4) -> Tensor:
     """Mean squared error between the region relation matrices of student and teacher."""
-    relations_t = region_relations(teacher.detach().to(student.dtype), grid)
-    return F.mse_loss(region_relations(student, grid), relations_t)
+    relations_t = region_relations(teacher.detach().float(), grid)
+    return F.mse_loss(region_relations(student.float(), grid), relations_t)
 
 
 def context_loss(

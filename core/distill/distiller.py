@@ -45,7 +45,7 @@ class HierarchicalDistiller(nn.Module):
     ) -> None:
         super().__init__()
         self.student = student
-        self.spec = weights if weights is not None else DistillSpec()
+        self.spec = weights if weights is not None else DistillSpec.model_validate({})
         self.teacher = teacher
         self.plans: list[LevelPlan] = []
         self.skipped_levels: list[str] = []

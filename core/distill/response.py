@@ -19,8 +19,8 @@ def response_loss(
             f"response KD: student logits {tuple(student_logits.shape)} != teacher "
             f"{tuple(teacher_logits.shape)}"
         )
-    student_scaled = student_logits / temperature
-    teacher_scaled = teacher_logits.detach().to(student_logits.dtype) / temperature
+    student_scaled = student_logits.float() / temperature
+    teacher_scaled = teacher_logits.detach().float() / temperature
     soft = teacher_scaled.sigmoid()
     cross = F.binary_cross_entropy_with_logits(student_scaled, soft, reduction="none")
     entropy = F.binary_cross_entropy_with_logits(teacher_scaled, soft, reduction="none")

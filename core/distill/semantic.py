@@ -23,12 +23,13 @@ def attention_loss(student: Tensor, teacher: Tensor, p: float = 2.0) -> Tensor:
 
     The student's map is resized to the teacher's when sizes differ; channels need not match.
     """
-    teacher = teacher.detach()
+    # float32: |F|^p overflows half precision under autocast.
+    student, teacher = student.float(), teacher.detach().float()
     if student.shape[-2:] != teacher.shape[-2:]:
         student = F.interpolate(
             student, size=teacher.shape[-2:], mode="bilinear", align_corners=False
         )
-    diff = spatial_attention(student, p) - spatial_attention(teacher.to(student.dtype), p)
+    diff = spatial_attention(student, p) - spatial_attention(teacher, p)
     return diff.pow(2).sum(dim=1).mean()
 
 
@@ -39,5 +40,5 @@ def channel_attention_loss(student: Tensor, teacher: Tensor, p: float = 2.0) -> 
             f"channel attention: student has {student.shape[1]} channels, "
             f"teacher {teacher.shape[1]}"
         )
-    diff = channel_attention(student, p) - channel_attention(teacher.detach().to(student.dtype), p)
+    diff = channel_attention(student.float(), p) - channel_attention(teacher.detach().float(), p)
     return diff.pow(2).sum(dim=1).mean()

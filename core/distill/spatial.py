@@ -33,14 +33,14 @@ def spatial_loss(
         raise ValueError(
             f"spatial loss: student {tuple(student.shape)} != teacher {tuple(teacher.shape)}"
         )
-    teacher = teacher.detach().to(student.dtype)
+    # float32: per-channel statistics and squares are fragile in half precision.
+    student, teacher = student.float(), teacher.detach().float()
     if normalize:
         student, teacher = standardize_channels(student), standardize_channels(teacher)
     error = (student - teacher).pow(2).mean(dim=1, keepdim=True)  # (N, 1, H, W)
     if masks is None:
         return error.mean()
-    fg = masks.fg.to(error.dtype)
-    bg = masks.bg.to(error.dtype)
+    fg, bg = masks.fg.float(), masks.bg.float()
     per_image = fg_weight * (fg * error).sum(dim=(1, 2, 3)) + bg_weight * (bg * error).sum(
         dim=(1, 2, 3)
     )

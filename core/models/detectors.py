@@ -102,6 +102,9 @@ class Detector(nn.Module):
     torchvision's resizing transform: images arrive letterboxed to `image_size` in [0, 1].
     """
 
+    pixel_mean: Tensor
+    pixel_std: Tensor
+
     def __init__(
         self,
         model: RetinaNet | FCOS | FasterRCNN,

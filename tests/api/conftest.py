@@ -17,10 +17,10 @@ from api.main import create_app
 from store.db import is_sqlite
 from store.settings import Settings
 from tests.api.broker_probe import Broker
+from tests.api.factories import MAX_UPLOAD_BYTES
 from tests.platform_fixtures import TeamContext, s3_settings
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
-MAX_UPLOAD_BYTES = 64 * 1024
 
 
 @pytest.fixture

@@ -1,7 +1,13 @@
-"""Rows the API tests need, written straight into the database (as a worker would)."""
+"""What the API tests need: rows written straight into the database (as a worker would),
+and tiny upload files."""
 
 from __future__ import annotations
 
+import io
+import json
+import struct
+import tarfile
+import zipfile
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -10,6 +16,9 @@ from store import repositories as repo
 from store.db import session_scope
 from store.models import Dataset, Job, Teacher
 from tests.platform_fixtures import TeamContext
+
+MAX_UPLOAD_BYTES = 64 * 1024
+"""The upload limit of the test apps (small, so a 413 needs only a small body)."""
 
 
 def make_dataset(
@@ -78,3 +87,30 @@ def row_count(
     """How many rows of `model` the team has."""
     with factory() as s:
         return s.query(model).filter(model.team_id == team_id).count()
+
+
+def tiny_zip() -> bytes:
+    """A zip with a COCO-looking annotation file (validation is the worker's job)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("annotations/instances_train.json", '{"images": []}')
+    return buffer.getvalue()
+
+
+def tiny_tar_gz() -> bytes:
+    """A gzipped tar with one file."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        data = b'{"images": []}'
+        info = tarfile.TarInfo("annotations/instances_train.json")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def tiny_safetensors() -> bytes:
+    """A valid safetensors file holding one float32 tensor of 2 values."""
+    header = json.dumps(
+        {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, separators=(",", ":")
+    ).encode()
+    return struct.pack("<Q", len(header)) + header + struct.pack("<2f", 1.0, 2.0)

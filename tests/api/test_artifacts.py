@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -53,8 +54,6 @@ def test_s3_download_redirects_to_a_presigned_url(
     client = s3_app_client
     job_id = job_with_artifact(client, team, session_factory, "jobs/{job_id}/report.md")
     blobs = client.app.state.blobs  # type: ignore[attr-defined]
-    import io
-
     blobs.put_stream(f"jobs/{job_id}/report.md", io.BytesIO(b"# Hello"))
     response = client.get(
         f"{API}/jobs/{job_id}/artifacts/report.md", headers=team.headers, follow_redirects=False

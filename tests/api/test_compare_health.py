@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.main import create_app, web_dist_dir
+from store.models import Dataset
 from store.settings import Settings
-from tests.api.factories import distill_spec, make_dataset, make_teacher, set_job
+from tests.api.factories import (
+    distill_spec,
+    make_dataset,
+    make_teacher,
+    row_count,
+    set_job,
+    tiny_zip,
+)
 from tests.platform_fixtures import TeamContext
 
 API = "/api/v1"
@@ -71,13 +78,23 @@ def test_health_readiness_docs_and_root(client: TestClient) -> None:
         assert "text/html" in root.headers["content-type"]
 
 
-def test_readyz_names_the_broker_when_it_is_down(settings: Settings, tmp_path: Path) -> None:
+def test_broker_down_fails_readyz_and_uploads_leave_nothing(
+    settings: Settings, team: TeamContext, session_factory: sessionmaker[Session]
+) -> None:
     down = settings.model_copy(
         update={"broker_url": "redis://127.0.0.1:1/0", "job_queue": f"q{uuid.uuid4().hex[:6]}"}
     )
     with TestClient(create_app(down)) as client:
         response = client.get("/readyz")
+        upload = client.post(
+            f"{API}/datasets", headers=team.headers, files={"file": ("d.zip", tiny_zip())}
+        )
     assert response.status_code == 503
     checks = response.json()["checks"]
     assert checks["database"] == "ok" and checks["blob_store"] == "ok"
     assert checks["broker"].startswith("failed")
+    assert upload.status_code == 503
+    assert "nothing was stored" in upload.json()["detail"]
+    assert row_count(session_factory, Dataset, team.team_id) == 0
+    root = down.resolved_blob_root
+    assert [p for p in root.rglob("*") if p.is_file()] == []

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import tarfile
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,30 +10,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store.models import Dataset
 from tests.api.broker_probe import Broker
-from tests.api.conftest import MAX_UPLOAD_BYTES
-from tests.api.factories import row_count
+from tests.api.factories import MAX_UPLOAD_BYTES, row_count, tiny_tar_gz, tiny_zip
 from tests.platform_fixtures import TeamContext
 
 API = "/api/v1"
-
-
-def tiny_zip() -> bytes:
-    """A zip with a COCO-looking annotation file (validation is the worker's job)."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("annotations/instances_train.json", '{"images": []}')
-    return buffer.getvalue()
-
-
-def tiny_tar_gz() -> bytes:
-    """A gzipped tar with one file."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        data = b'{"images": []}'
-        info = tarfile.TarInfo("annotations/instances_train.json")
-        info.size = len(data)
-        archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def blob_files(root: Path) -> list[Path]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import struct
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -11,18 +9,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store.models import Teacher
 from tests.api.broker_probe import Broker
-from tests.api.factories import row_count
+from tests.api.factories import row_count, tiny_safetensors
 from tests.platform_fixtures import TeamContext
 
 API = "/api/v1"
-
-
-def tiny_safetensors() -> bytes:
-    """A valid safetensors file holding one float32 tensor of 2 values."""
-    header = json.dumps(
-        {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, separators=(",", ":")
-    ).encode()
-    return struct.pack("<Q", len(header)) + header + struct.pack("<2f", 1.0, 2.0)
 
 
 def test_upload_teacher_stores_and_enqueues_validation(

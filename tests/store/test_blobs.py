@@ -35,9 +35,11 @@ class GeneratedFile(io.RawIOBase):
         self.largest_read = 0
 
     def readable(self) -> bool:
+        """Yes: this file is read."""
         return True
 
     def read(self, size: int = -1) -> bytes:
+        """The next `size` bytes (all that remain for -1)."""
         n = self.remaining if size is None or size < 0 else min(size, self.remaining)
         data = self.rng.randbytes(n)
         self.remaining -= n

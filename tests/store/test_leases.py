@@ -12,6 +12,10 @@ from store import repositories as repo
 from store.models import Job, utcnow
 from tests.platform_fixtures import TeamContext
 
+# requeue_expired looks at every team's jobs. The tests that let leases expire run their clock
+# a year in the past, so that they never touch the jobs of other tests in the same database.
+PAST = timedelta(days=365)
+
 
 def _queued_job(session: Session, team: TeamContext, *, max_attempts: int = 3) -> int:
     job = repo.create_job(
@@ -78,7 +82,7 @@ def test_requeue_expired_requeues_then_fails_after_max_attempts(
     team = team_factory()
     job_id = _queued_job(session, team, max_attempts=2)
     live_id = _queued_job(session, team)
-    t0 = utcnow()
+    t0 = utcnow() - PAST
     assert repo.claim_job(session, job_id=live_id, worker_id="w", lease_seconds=3600, now=t0)
 
     assert repo.claim_job(session, job_id=job_id, worker_id="w1", lease_seconds=10, now=t0)
@@ -103,6 +107,10 @@ def test_requeue_expired_requeues_then_fails_after_max_attempts(
 
     live = repo.job_by_id(session, job_id=live_id)
     assert live is not None and live.state == "running"
+    # Leave nothing running: another test's reaper would re-queue it.
+    assert repo.finish_job(session, job_id=live_id, worker_id="w", state="canceled")
+    repo.request_cancel(session, team_id=team.team_id, job_id=fresh_id)
+    session.commit()
     messages = [e.message for e in repo.list_events(session, job_id=job_id)]
     assert any(m.startswith("Re-queued") for m in messages)
     assert messages[-1].startswith("Job failed")
@@ -113,7 +121,7 @@ def test_expired_job_with_cancel_requested_ends_canceled(
 ) -> None:
     team = team_factory()
     job_id = _queued_job(session, team)
-    t0 = utcnow()
+    t0 = utcnow() - PAST
     assert repo.claim_job(session, job_id=job_id, worker_id="w", lease_seconds=10, now=t0)
     repo.request_cancel(session, team_id=team.team_id, job_id=job_id)
     session.commit()
@@ -158,3 +166,5 @@ def test_concurrent_claims_exactly_one_wins(
     for job_id, winners in wins.items():
         job = session.get(Job, job_id)
         assert job is not None and job.worker_id == winners[0] and job.attempt == 1
+        # Leave nothing running: another test's reaper would re-queue it.
+        assert repo.finish_job(session, job_id=job_id, worker_id=winners[0], state="canceled")

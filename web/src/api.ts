@@ -207,10 +207,23 @@ export async function fetchBlob(path: string): Promise<Blob> {
   return response.blob();
 }
 
-/** Downloads a file through fetch and hands it to the browser under `filename`. */
+/** Downloads a file and hands it to the browser under `filename`. */
 export async function downloadFile(path: string, filename: string): Promise<void> {
-  const blob = await fetchBlob(path);
-  const url = URL.createObjectURL(blob);
+  let url: string;
+  let revoke = false;
+  try {
+    // Through fetch: the token stays in a header, out of URLs and access logs.
+    url = URL.createObjectURL(await fetchBlob(path));
+    revoke = true;
+  } catch (err) {
+    if (err instanceof ApiError && err.status !== 0) throw err;
+    // A presigned redirect to S3 cannot be read by fetch without CORS on the bucket: let the
+    // browser follow it itself (GETs accept the token as a query parameter).
+    const params = new URLSearchParams({ access_token: getToken() ?? "" });
+    const team = getTeamId();
+    if (team !== null) params.set("team_id", String(team));
+    url = `${apiUrl(path)}?${params.toString()}`;
+  }
   const a = document.createElement("a");
   a.href = url;
   a.download = filename;
@@ -218,5 +231,10 @@ export async function downloadFile(path: string, filename: string): Promise<void
   a.click();
   a.remove();
   // Give the browser time to start the download before the URL is revoked.
-  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  if (revoke) setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+/** The download path of a job's artifact (names may hold folders: `pictures/a.png`). */
+export function artifactPath(jobId: number, name: string): string {
+  return `/jobs/${jobId}/artifacts/${name.split("/").map(encodeURIComponent).join("/")}`;
 }

@@ -24,9 +24,8 @@ def test_small_boxes_weigh_more_per_pixel_than_large_ones() -> None:
 
 
 def test_level_masks_are_pooled_and_normalised_per_image() -> None:
-    targets = _one_image([2.0, 2.0, 6.0, 6.0]) + [
-        Target(boxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.int64))
-    ]
+    empty = Target(boxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.int64))
+    targets = [*_one_image([2.0, 2.0, 6.0, 6.0]), empty]
     masks = build_level_masks(targets, (64, 64), {"p2": (16, 16), "p5": (2, 2)})
     p2, p5 = masks["p2"], masks["p5"]
     assert p2.fg.shape == p2.bg.shape == (2, 1, 16, 16)

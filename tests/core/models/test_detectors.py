@@ -82,9 +82,9 @@ def test_torchvision_teachers_name_levels_by_stride(images: torch.Tensor) -> Non
 
 
 def test_unknown_archs_and_bad_sizes_are_clear_errors() -> None:
-    with pytest.raises(ValueError, match="student.arch"):
+    with pytest.raises(ValueError, match=r"student\.arch"):
         build_student(arch="retinanet_resnet50_fpn", num_classes=3, image_size=IMAGE_SIZE)
-    with pytest.raises(ValueError, match="teacher.arch"):
+    with pytest.raises(ValueError, match=r"teacher\.arch"):
         build_teacher(arch="yolo", num_classes=3, image_size=IMAGE_SIZE)
     with pytest.raises(ValueError, match="256 channels"):
         build_teacher(

@@ -7,19 +7,25 @@ import { href, navigate } from "../router";
 import type { CompareResult, Job, ListOf, MetricPointRow } from "../types";
 import { card, emptyState, errorState, loading, pageHeader, stateBadge } from "../components/ui";
 
-const METRIC_ORDER = ["AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "params", "gflops", "latency_ms"];
-const LOWER_IS_BETTER = /params|gflops|latency|loss|duration|time/i;
+const METRIC_ORDER = ["AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "params", "gflops", "latency_ms", "latency"];
+// Parameters, compute, latency and student/teacher ratios: smaller is better.
+const LOWER_IS_BETTER = /params|gflops|latency|ratios|loss/i;
 
-function isApMetric(name: string): boolean {
-  return /^(eval\/)?AP/.test(name.replace(/^student[./]/, ""));
+function leaf(name: string): string {
+  return name.split("/").pop() ?? name;
 }
 
-function metricLabel(name: string): string {
-  const n = name.replace(/^student[./]/, "");
-  if (n === "latency_ms") return "Latency (ms)";
-  if (n === "gflops") return "GFLOPs";
-  if (n === "params") return "Params";
-  return n.replace(/^eval\//, "").replace("_", " ");
+function isApMetric(name: string): boolean {
+  return /^AP/.test(leaf(name));
+}
+
+function metricLabel(name: string, full = false): string {
+  const n = leaf(name);
+  const words: Record<string, string> = { latency_ms: "Latency (ms)", gflops: "GFLOPs", params: "Params", latency: "Latency" };
+  const label = words[n] ?? n.replace("_", " ");
+  if (!full) return label;
+  const prefix = name.split("/").slice(0, -1).join(" ").replace("efficiency ", "");
+  return prefix ? `${prefix} ${label}` : label;
 }
 
 function jobLabel(job: Job): string {
@@ -102,46 +108,55 @@ export function renderCompare(main: HTMLElement, query: URLSearchParams): () => 
 
     // Metrics: the API's table (name -> one value per job), in a familiar order.
     const metrics = (result.metrics ?? {}) as Record<string, (number | string | null)[]>;
-    const names = Object.keys(metrics).sort((a, b) => {
-      const ia = METRIC_ORDER.indexOf(a.replace(/^(student[./]|eval\/)/, ""));
-      const ib = METRIC_ORDER.indexOf(b.replace(/^(student[./]|eval\/)/, ""));
+    const order = (a: string, b: string) => {
+      const ia = METRIC_ORDER.indexOf(leaf(a));
+      const ib = METRIC_ORDER.indexOf(leaf(b));
       return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || a.localeCompare(b);
-    });
+    };
+    const all = Object.keys(metrics);
+    // The student's figures first (what a comparison is for); teachers and ratios below.
+    const primary = all.filter((n) => n.startsWith("student/") || n.startsWith("efficiency/student/") || !n.includes("/")).sort(order);
+    const secondary = all.filter((n) => !primary.includes(n)).sort((a, b) => a.localeCompare(b));
     const best = new Map<string, number>();
-    for (const name of names) {
+    for (const name of all) {
       const values = metrics[name].map((v) => (typeof v === "number" && Number.isFinite(v) && !(isApMetric(name) && v < 0) ? v : null));
       const valid = values.filter((v): v is number => v !== null);
-      if (valid.length < 2) continue;
-      const target = LOWER_IS_BETTER.test(name) ? Math.min(...valid) : Math.max(...valid);
-      if (Math.min(...valid) === Math.max(...valid)) continue;
-      best.set(name, target);
+      if (valid.length < 2 || Math.min(...valid) === Math.max(...valid)) continue;
+      best.set(name, LOWER_IS_BETTER.test(name) ? Math.min(...valid) : Math.max(...valid));
     }
     const fmt = (name: string, v: number | string | null) => (typeof v === "number" ? (isApMetric(name) ? ap(v) : num(v)) : v === null ? "—" : String(v));
-    const metricsTable = names.length
-      ? h(
-          "div",
-          { class: "table-wrap" },
+    const table = (names: string[], id: string, full: boolean) =>
+      h(
+        "div",
+        { class: "table-wrap" },
+        h(
+          "table",
+          { class: "table compare-metrics", id },
+          h("thead", null, h("tr", null, h("th", null, "Job"), names.map((n) => h("th", { class: `num${/AP_small/.test(n) ? " highlight" : ""}`, title: n, "data-metric": n }, metricLabel(n, full))))),
           h(
-            "table",
-            { class: "table compare-metrics", id: "compare-metrics" },
-            h("thead", null, h("tr", null, h("th", null, "Job"), names.map((n) => h("th", { class: `num${/AP_small/.test(n) ? " highlight" : ""}`, title: n }, metricLabel(n))))),
-            h(
-              "tbody",
-              null,
-              jobs.map((j, i) =>
-                h(
-                  "tr",
-                  { "data-job-id": j.id },
-                  h("th", { scope: "row" }, h("span", { class: "dot", style: `background:${colors[i]}` }), h("a", { href: `#/jobs/${j.id}` }, jobLabel(j))),
-                  names.map((n) => {
-                    const v = metrics[n][i];
-                    const isBest = best.has(n) && typeof v === "number" && v === best.get(n);
-                    return h("td", { class: `num${isBest ? " best" : ""}`, "data-best": isBest ? "true" : null, title: isBest ? "best in this column" : null }, fmt(n, v), isBest ? h("span", { class: "best-mark", "aria-label": "best" }, " ★") : null);
-                  }),
-                ),
+            "tbody",
+            null,
+            jobs.map((j, i) =>
+              h(
+                "tr",
+                { "data-job-id": j.id },
+                h("th", { scope: "row" }, h("span", { class: "dot", style: `background:${colors[i]}` }), h("a", { href: `#/jobs/${j.id}` }, jobLabel(j))),
+                names.map((n) => {
+                  const v = metrics[n][i];
+                  const isBest = best.has(n) && typeof v === "number" && v === best.get(n);
+                  return h("td", { class: `num${isBest ? " best" : ""}`, "data-best": isBest ? "true" : null, title: isBest ? "best in this column" : null }, fmt(n, v), isBest ? h("span", { class: "best-mark", "aria-label": "best" }, " ★") : null);
+                }),
               ),
             ),
           ),
+        ),
+      );
+    const metricsTable = all.length
+      ? h(
+          "div",
+          null,
+          table(primary, "compare-metrics", false),
+          secondary.length ? h("details", null, h("summary", null, "Teachers, efficiency ratios and other figures"), table(secondary, "compare-metrics-more", true)) : null,
         )
       : h("p", { class: "muted" }, "None of these jobs has metrics yet.");
 
@@ -191,7 +206,7 @@ export function renderCompare(main: HTMLElement, query: URLSearchParams): () => 
     replace(
       main,
       pageHeader("Compare", `${jobs.length} jobs`, h("a", { class: "btn", href: "#/compare" }, "Choose other jobs")),
-      card("Metrics", h("p", { class: "muted" }, "COCO metrics ×100 of the student; ★ marks the best value in each column (highest AP, fewest parameters, lowest latency)."), metricsTable),
+      card("Metrics", h("p", { class: "muted" }, "The student's COCO metrics (×100) and cost; ★ marks the best value in each column (highest AP, fewest parameters, lowest latency)."), metricsTable),
       card("Curves", allNames.length ? h("div", { class: "chart-grid" }, chartBlock(firstSeries, "compare-a"), chartBlock(secondSeries, "compare-b")) : h("p", { class: "muted" }, "No curves recorded yet.")),
       card("What differs in the specs", diffTable),
     );

@@ -1,5 +1,5 @@
 // One job: live progress and curves, student beside teacher, efficiency, pictures, spec, logs.
-import { ApiError, del, downloadFile, fetchBlob, get, post } from "../api";
+import { ApiError, artifactPath, del, downloadFile, fetchBlob, get, post } from "../api";
 import { barChart } from "../charts";
 import { h, replace } from "../dom";
 import { ap, archLabel, bytes, duration, fullTime, jobDuration, num, relativeTime } from "../format";
@@ -32,6 +32,14 @@ function isActive(job: Job): boolean {
   return job.state === "queued" || job.state === "running";
 }
 
+function totalLoss(p: Progress): string {
+  const losses = p.losses ?? {};
+  if (losses["loss/total"] !== undefined) return num(losses["loss/total"], 4);
+  // The terms are already weighted: their sum is the loss the optimiser sees.
+  const terms = Object.entries(losses).filter(([k]) => k.startsWith("det/") || k.startsWith("kd/"));
+  return terms.length ? num(terms.reduce((s, [, v]) => s + v, 0), 4) : "—";
+}
+
 function progressCard(job: Job): HTMLElement {
   const p: Progress = job.progress ?? {};
   const stat = (label: string, value: string) => h("div", { class: "stat" }, h("div", { class: "stat-label" }, label), h("div", { class: "stat-value" }, value));
@@ -50,7 +58,7 @@ function progressCard(job: Job): HTMLElement {
       stat("ETA", job.state === "running" ? duration(p.eta_seconds) : "—"),
       stat("Throughput", p.images_per_sec ? `${num(p.images_per_sec)} img/s` : "—"),
       stat("Learning rate", p.lr !== undefined && p.lr !== null ? num(p.lr) : "—"),
-      stat("Total loss", p.losses?.["loss/total"] !== undefined ? num(p.losses["loss/total"], 4) : "—"),
+      stat("Total loss", totalLoss(p)),
     ),
   );
 }
@@ -123,7 +131,9 @@ function efficiencyCard(job: Job): HTMLElement | null {
   const s = e.student;
   const t = e.teacher ?? null;
   const r = e.ratios ?? null;
-  const ratio = (v: number | undefined | null, word: string) => (v ? `${v.toFixed(1)}× ${word}` : "—");
+  // The API's ratios are student ÷ teacher; people read "6× fewer" more easily than "0.17".
+  const ratio = (v: number | undefined | null, word: string) =>
+    v ? (v < 1 ? `${(1 / v).toFixed(1)}× ${word}` : `${v.toFixed(2)}× of teacher`) : "—";
   const row = (label: string, sv: string, tv: string, rv: string) =>
     h("tr", null, h("th", { scope: "row" }, label), h("td", { class: "num strong" }, sv), t ? h("td", { class: "num" }, tv) : null, t ? h("td", { class: "num" }, rv) : null);
   return card(
@@ -134,7 +144,7 @@ function efficiencyCard(job: Job): HTMLElement | null {
       h(
         "table",
         { class: "table", id: "efficiency-table" },
-        h("thead", null, h("tr", null, h("th", null, ""), h("th", { class: "num" }, job.kind === "teacher" ? "Model" : "Student"), t ? [h("th", { class: "num" }, "Teacher"), h("th", { class: "num" }, "Teacher ÷ student")] : null)),
+        h("thead", null, h("tr", null, h("th", null, ""), h("th", { class: "num" }, job.kind === "teacher" ? "Model" : "Student"), t ? [h("th", { class: "num" }, "Teacher"), h("th", { class: "num" }, "Student vs teacher")] : null)),
         h(
           "tbody",
           null,
@@ -324,7 +334,7 @@ export function renderJob(main: HTMLElement, jobId: number): () => void {
             const btn = e.currentTarget as HTMLButtonElement;
             btn.disabled = true;
             try {
-              await downloadFile(`/jobs/${jobId}/artifacts/${encodeURIComponent(a.name)}`, a.name);
+              await downloadFile(artifactPath(jobId, a.name), a.name.split("/").pop() ?? a.name);
             } catch (err) {
               toast((err as Error).message, "error");
             } finally {
@@ -365,9 +375,9 @@ export function renderJob(main: HTMLElement, jobId: number): () => void {
       ),
     );
     for (const pic of pictures) {
-      const img = h("img", { alt: pic.name, loading: "lazy" });
-      grid.appendChild(h("figure", { class: "picture" }, img, h("figcaption", null, pic.name.replace(/\.(png|jpg)$/i, "").replace(/[_-]+/g, " "))));
-      fetchBlob(`/jobs/${jobId}/artifacts/${encodeURIComponent(pic.name)}`).then(
+      const img = h("img", { alt: `Attention map ${pic.name.split("/").pop() ?? pic.name}` });
+      grid.appendChild(h("figure", { class: "picture" }, img, h("figcaption", null, (pic.name.split("/").pop() ?? pic.name).replace(/\.(png|jpg)$/i, "").replace(/[_-]+/g, " "))));
+      fetchBlob(artifactPath(jobId, pic.name)).then(
         (blob) => {
           const url = URL.createObjectURL(blob);
           urls.push(url);
