@@ -1,0 +1,1 @@
+"""The REST API of Distillery (FastAPI): `api.main.create_app` builds it."""

@@ -22,8 +22,10 @@ def flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 
 def spec_diff(specs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Every leaf path whose value differs between `specs`, with each spec's value (None if
-    absent), in the order the paths first appear."""
+    """Every leaf path whose value differs between `specs`, with each spec's value.
+
+    A path missing from a spec counts as None; paths keep the order they first appear in.
+    """
     flat = [dict(flatten(spec)) for spec in specs]
     paths: dict[str, None] = {}
     for leaves in flat:
@@ -45,8 +47,11 @@ def _number(value: Any) -> float | str | None:
 
 
 def headline_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float | str | None]:
-    """The comparable figures of one job's metrics.json: `student/AP` ... `teacher/AP_large`,
-    `efficiency/student/params` ..., `efficiency/ratios/gflops` ..."""
+    """The comparable figures of one job's metrics.json, by flat name.
+
+    Names: `student/AP` ... `teacher/AP_large`, `efficiency/student/params` ...,
+    `efficiency/ratios/gflops` ...
+    """
     metrics = metrics or {}
     out: dict[str, float | str | None] = {}
     for model in ("student", "teacher"):

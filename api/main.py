@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        """Release the broker connections and the database pool at shutdown."""
         yield
         queue.close()
         engine.dispose()
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         @app.get("/", include_in_schema=False)
         def dashboard_not_built() -> JSONResponse:
+            """Where to look when the dashboard's assets were not built."""
             return JSONResponse(
                 {
                     "message": "Distillery API. The dashboard is not built (run `make web`).",

@@ -106,6 +106,10 @@ def _worker(args: argparse.Namespace) -> int:
 
     settings = Settings()
     app = make_celery(settings)
+    if args.pool == "prefork":
+        # Import the engine (not CUDA) once in the parent: each forked child then starts its
+        # first job without paying for the torch import.
+        import worker.runner  # noqa: F401
     app.worker_main(
         worker_argv(
             settings,

@@ -59,8 +59,11 @@ def compare_jobs(
     session: SessionDep,
     jobs: Annotated[str, Query(description="comma-separated job ids, e.g. 1,2,3")],
 ) -> ComparePublic:
-    """Jobs side by side: `metrics[name][i]` belongs to `jobs[i]`; `spec_diff` lists every
-    spec leaf that differs (e.g. `distill.levels.p2.spatial`) with each job's value."""
+    """Jobs side by side, with where their specs differ.
+
+    `metrics[name][i]` belongs to `jobs[i]`; `spec_diff` lists every spec leaf that differs
+    (e.g. `distill.levels.p2.spatial`) with each job's value.
+    """
     ids = parse_job_ids(jobs)
     found = repo.get_jobs(session, team_id=team.id, job_ids=ids)
     found_ids = {job.id for job in found}

@@ -197,9 +197,12 @@ def job_events(
         ),
     ] = None,
 ) -> StreamingResponse:
-    """Live events of a job: `metric`, `log`, `progress`, `state` (the stream ends after a
-    terminal state). New rows only, unless Last-Event-ID (or `?last_event_id=`) says where
-    to resume. Browsers' EventSource may pass `?access_token=` and `?team_id=`."""
+    """Live events of a job: `metric`, `log`, `progress` and `state`.
+
+    The stream ends after a terminal state. It carries new rows only, unless Last-Event-ID
+    (or `?last_event_id=`; `0-0` replays everything) says where to resume. EventSource may
+    pass `?access_token=` and `?team_id=` since it cannot set headers.
+    """
     team_job(session, team.id, job_id)
     factory: sessionmaker[Session] = request.app.state.session_factory
     cursor = Cursor.parse(last_event_id) or Cursor.parse(from_id) or end_cursor(factory, job_id)

@@ -32,6 +32,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scale", choices=sorted(SCALES), default="cpu")
     parser.add_argument("--out", type=Path, help="run folder (default runs/study-<scale>)")
     parser.add_argument("--report", type=Path, default=Path("docs/results.md"))
+    parser.add_argument(
+        "--split",
+        choices=("test", "val"),
+        default="test",
+        help="split every model is scored on: test (reported) or val (for tuning a scale)",
+    )
     parser.add_argument("--no-voc", action="store_true", help="skip the Pascal VOC track")
     parser.add_argument("--no-ablation", action="store_true", help="skip the per-level ablation")
     parser.add_argument("--no-pictures", action="store_true")
@@ -46,7 +52,7 @@ def _pictures(args: argparse.Namespace, out: Path, data: dict[str, Path]) -> lis
     seed = scale.seeds[0]
     students = {}
     for variant, label in (("no_kd", "no-KD student"), ("hierarchical", "HKD student")):
-        folder = out / "runs" / "coco" / variant / f"seed{seed}" / "train"
+        folder = out / "runs" / "coco" / variant / f"seed{seed}" / "job"
         students[label] = folder / "student.safetensors"
     teacher = teacher_weights(out, "coco", scale.data_seed)
     if not teacher.is_file() or not all(p.is_file() for p in students.values()):
@@ -54,7 +60,12 @@ def _pictures(args: argparse.Namespace, out: Path, data: dict[str, Path]) -> lis
         return []
     target = args.report.parent / args.report.stem  # docs/results.md -> docs/results/
     return comparison_pictures(
-        scale=scale, data=data["coco"], teacher_weights=teacher, students=students, out_dir=target
+        scale=scale,
+        data=data["coco"],
+        teacher_weights=teacher,
+        students=students,
+        out_dir=target,
+        split=args.split,
     )
 
 
@@ -76,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = {"coco": build_benchmark(scale, out / "data" / "synth")}
     if not args.no_voc:
         data["voc"] = export_voc(data["coco"], out / "data" / "synth_voc")
-    runner = StudyRunner(scale, out, data)
+    runner = StudyRunner(scale, out, data, split=args.split)
     records: list[RunRecord] = []
     for index, run in enumerate(runs, start=1):
         if run.variant != TEACHER:
@@ -87,15 +98,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("[%d/%d] %s", index, len(runs), run.key)
         record = runner.execute(run)
         records.append(record)
-        test = record.test_scores()
+        scores = record.scores()
         log.info(
-            "[%d/%d] %s done in %.1f min: test AP %s, AP_small %s%s",
+            "[%d/%d] %s done in %.1f min: %s AP %s, AP_small %s%s",
             index,
             len(runs),
             run.key,
             record.seconds / 60,
-            test.get("AP"),
-            test.get("AP_small"),
+            args.split,
+            scores.get("AP"),
+            scores.get("AP_small"),
             f" (FAILED: {record.error})" if record.error else "",
         )
     pictures = [] if args.no_pictures else _pictures(args, out, data)
@@ -106,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data_counts={track: split_counts(path) for track, path in data.items()},
         wall_seconds=time.perf_counter() - started,
         pictures=pictures,
+        split=args.split,
     )
     summary = {"records": [asdict(r) for r in records], "machine": ctx.machine}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))

@@ -35,9 +35,10 @@ def comparison_pictures(
     teacher_weights: Path,
     students: dict[str, Path],
     out_dir: Path,
+    split: str = "test",
     count: int = 3,
 ) -> list[Path]:
-    """PNGs: per test image, the teacher's attention per level, then each student's."""
+    """PNGs: per image of `split`, the teacher's attention per level, then each student's."""
     import torch
 
     from core.data.loader import build_loaders
@@ -46,7 +47,7 @@ def comparison_pictures(
     from core.models.detectors import build_student
 
     spec = DataSpec(
-        path=str(data), image_size=scale.image_size, batch_size=scale.batch_size, val_split="test"
+        path=str(data), image_size=scale.image_size, batch_size=scale.batch_size, val_split=split
     )
     _, test_loader, info = build_loaders(spec, seed=0)
     device = torch.device("cpu")

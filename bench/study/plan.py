@@ -64,6 +64,7 @@ class Scale:
     ablation_seeds: tuple[int, ...]
     voc_seeds: tuple[int, ...]
     voc_variants: tuple[str, ...]
+    ablation_variants: tuple[str, ...] = LEVEL_ABLATIONS
     max_steps_per_epoch: int | None = None
     num_workers: int = 0
     data_seed: int = 0
@@ -86,10 +87,11 @@ SCALES: dict[str, Scale] = {
         teacher_epochs=1,
         student_epochs=1,
         lr=1e-3,
-        seeds=(0, 1),
+        seeds=(0,),
         ablation_seeds=(0,),
         voc_seeds=(0,),
-        voc_variants=("no_kd", "hierarchical"),
+        voc_variants=("hierarchical",),
+        ablation_variants=("drop_p2", "drop_context"),
         max_steps_per_epoch=2,
     ),
     "cpu": Scale(
@@ -160,7 +162,7 @@ def plan_runs(scale: Scale, *, voc: bool = True, ablation: bool = True) -> list[
         runs += [
             StudyRun("coco", "ablation", v, s)
             for s in scale.ablation_seeds
-            for v in LEVEL_ABLATIONS
+            for v in scale.ablation_variants
         ]
     if voc:
         runs.append(StudyRun("voc", "teacher", TEACHER, scale.data_seed))
@@ -186,7 +188,7 @@ def variant_distill(base: DistillSpec, variant: str) -> DistillSpec:
     raise ValueError(f"unknown study variant {variant!r}")
 
 
-def _data(scale: Scale, path: Path, *, val_split: str = "val") -> DataSpec:
+def _data(scale: Scale, path: Path, *, val_split: str) -> DataSpec:
     return DataSpec(
         path=str(path),
         image_size=scale.image_size,
@@ -198,7 +200,7 @@ def _data(scale: Scale, path: Path, *, val_split: str = "val") -> DataSpec:
 
 
 def _schedule(scale: Scale, epochs: int) -> ScheduleSpec:
-    # Evaluate (on val) only once, at the end: the reported numbers come from the test split.
+    # Evaluate once, at the end: no checkpoint or setting is chosen by the evaluated split.
     return ScheduleSpec(
         epochs=epochs,
         lr=scale.lr,
@@ -224,42 +226,29 @@ def _student(scale: Scale, checkpoint: Path | None = None) -> StudentSpec:
     )
 
 
-def teacher_spec(scale: Scale, run: StudyRun, data: Path) -> JobSpec:
-    """The job that trains the track's teacher on train (val for the end-of-run check)."""
+def teacher_spec(scale: Scale, run: StudyRun, data: Path, *, eval_split: str) -> JobSpec:
+    """The job that trains the track's teacher on train and scores it on `eval_split`."""
     return JobSpec(
         kind="teacher",
         name=f"study-{scale.name}-{run.key}",
-        data=_data(scale, data),
+        data=_data(scale, data, val_split=eval_split),
         teacher=_teacher(scale),
         schedule=_schedule(scale, scale.teacher_epochs),
         seed=run.seed,
     )
 
 
-def student_spec(scale: Scale, run: StudyRun, data: Path, teacher_weights: Path) -> JobSpec:
+def student_spec(
+    scale: Scale, run: StudyRun, data: Path, teacher_weights: Path, *, eval_split: str
+) -> JobSpec:
     """The job that trains one student variant; every variant shares schedule and seed."""
     return JobSpec(
         kind="distill",
         name=f"study-{scale.name}-{run.key}",
-        data=_data(scale, data),
+        data=_data(scale, data, val_split=eval_split),
         teacher=_teacher(scale, teacher_weights),
         student=_student(scale),
         distill=variant_distill(DistillSpec(), run.variant),
         schedule=_schedule(scale, scale.student_epochs),
-        seed=run.seed,
-    )
-
-
-def evaluation_spec(
-    scale: Scale, run: StudyRun, data: Path, *, teacher: Path | None, student: Path | None
-) -> JobSpec:
-    """The evaluate job that scores a trained model on the held-out test split."""
-    return JobSpec(
-        kind="evaluate",
-        name=f"study-{scale.name}-{run.key}-test",
-        data=_data(scale, data, val_split="test"),
-        teacher=_teacher(scale, teacher) if teacher else None,
-        student=_student(scale, student) if student else None,
-        schedule=_schedule(scale, 0),
         seed=run.seed,
     )

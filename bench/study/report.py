@@ -10,7 +10,7 @@ from typing import Any
 
 from bench.machine import format_machine
 from bench.study.aggregate import GAP_TARGET, METRICS, Stat, gap_closed, judge, metric_stat
-from bench.study.plan import LEVEL_ABLATIONS, MAIN_VARIANTS, TEACHER, VARIANT_LABELS, Scale
+from bench.study.plan import MAIN_VARIANTS, TEACHER, VARIANT_LABELS, Scale
 from bench.study.runner import RunRecord
 
 
@@ -24,6 +24,7 @@ class StudyContext:
     data_counts: dict[str, dict[str, dict[str, int]]]  # track -> split -> {images, boxes}
     wall_seconds: float
     pictures: list[Path] = field(default_factory=list)
+    split: str = "test"
 
 
 def _pct(value: float | None) -> str:
@@ -53,12 +54,12 @@ def _records(
 
 
 def _scores(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
-    return [r.test_scores() for r in records]
+    return [r.scores() for r in records]
 
 
 def _teacher_scores(records: Sequence[RunRecord], track: str) -> dict[str, Any]:
     found = _records(records, track=track, variant=TEACHER)
-    return found[0].test_scores() if found else {}
+    return found[0].scores() if found else {}
 
 
 def _machine(ctx: StudyContext) -> str:
@@ -66,7 +67,7 @@ def _machine(ctx: StudyContext) -> str:
 
 
 def _provenance(ctx: StudyContext) -> str:
-    return f"_Scale `{ctx.scale.name}`, test split, {_machine(ctx)}._"
+    return f"_Scale `{ctx.scale.name}`, {ctx.split} split, {_machine(ctx)}._"
 
 
 def verdict_section(records: Sequence[RunRecord], ctx: StudyContext) -> list[str]:
@@ -95,6 +96,11 @@ def verdict_section(records: Sequence[RunRecord], ctx: StudyContext) -> list[str
             "This is the smoke scale: one epoch of a few steps on tiny images. It proves that "
             "the pipeline and this report work; its numbers are no evidence either way.",
         ]
+    if ctx.split != "test":
+        lines += [
+            "",
+            f"Scored on the {ctx.split} split (a tuning run): not the reported evidence.",
+        ]
     return [*lines, ""]
 
 
@@ -111,7 +117,8 @@ def setup_section(ctx: StudyContext) -> list[str]:
         f"- Data: the offline synthetic small-object benchmark (`distillery data synth`), "
         f"{s.image_size} px; train/val generated with seed {s.data_seed}, the reported **test** "
         f"split generated apart with seed {s.test_seed} (never used in training or for any "
-        "choice). Val is only the end-of-training check.",
+        f"choice). Every model here is scored on the **{ctx.split}** split, once, at the end "
+        "of its training.",
     ]
     for track, counts in ctx.data_counts.items():
         parts = ", ".join(
@@ -231,7 +238,7 @@ def ablation_table(records: Sequence[RunRecord], ctx: StudyContext) -> list[str]
         )
         + f" | {_mean_std(full)} | 0 |",
     ]
-    for variant in LEVEL_ABLATIONS:
+    for variant in ctx.scale.ablation_variants:
         found = _records(records, track="coco", variant=variant, seeds=seeds)
         if not found and not any(r.variant == variant for r in records):
             continue
@@ -292,9 +299,9 @@ def pictures_section(ctx: StudyContext, report_dir: Path) -> list[str]:
     lines = [
         "## Attention pictures",
         "",
-        f"_Scale `{ctx.scale.name}`, seed {ctx.scale.seeds[0]}, test images with the most small "
-        "objects. Rows: teacher, no-KD student, HKD student; columns: the image with its "
-        "ground-truth boxes, then the spatial attention (mean of |F|², `core.evaluation."
+        f"_Scale `{ctx.scale.name}`, seed {ctx.scale.seeds[0]}, the {ctx.split} images with the "
+        "most small objects. Rows: teacher, no-KD student, HKD student; columns: the image with "
+        "its ground-truth boxes, then the spatial attention (mean of |F|², `core.evaluation."
         "pictures`) at P2, P3, P4, P5._",
         "",
     ]
@@ -305,20 +312,18 @@ def pictures_section(ctx: StudyContext, report_dir: Path) -> list[str]:
 
 
 def runs_table(records: Sequence[RunRecord]) -> list[str]:
-    """Every run: its time, val AP at the end of training and test AP (or its error)."""
+    """Every run: its time, its AP and AP_small (or its error)."""
     lines = [
         "## Every run",
         "",
-        "| run | minutes | val AP (end of training) | test AP | test AP_small | error |",
+        "| run | split | minutes | AP | AP_small | error |",
         "|---|---|---|---|---|---|",
     ]
     for r in records:
-        role = "teacher" if r.variant == TEACHER else "student"
-        val = (r.train_metrics.get(role) or {}).get("AP")
-        test = r.test_scores()
+        scores = r.scores()
         lines.append(
-            f"| `{r.key}` | {r.seconds / 60:.1f} | {_pct(val)} | {_pct(test.get('AP'))} | "
-            f"{_pct(test.get('AP_small'))} | {r.error or ''} |"
+            f"| `{r.key}` | {r.split} | {r.seconds / 60:.1f} | {_pct(scores.get('AP'))} | "
+            f"{_pct(scores.get('AP_small'))} | {r.error or ''} |"
         )
     return [*lines, ""]
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store import repositories as repo
 from store.db import session_scope
-from tests.api.factories import distill_spec, make_dataset, make_teacher
+from tests.api.factories import distill_spec, make_dataset, make_teacher, tiny_zip
 from tests.platform_fixtures import TeamContext
 
 API = "/api/v1"
@@ -62,3 +62,9 @@ def test_s3_download_redirects_to_a_presigned_url(
     location = urlparse(response.headers["location"])
     assert location.path == f"/{blobs.bucket}/jobs/{job_id}/report.md"
     assert "X-Amz-Signature" in location.query
+
+    # Uploads go to the bucket too.
+    uploaded = client.post(
+        f"{API}/datasets", headers=team.headers, files={"file": ("d.zip", tiny_zip())}
+    ).json()
+    assert blobs.exists(f"datasets/{team.team_id}/{uploaded['id']}/archive.zip")

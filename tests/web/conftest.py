@@ -29,8 +29,8 @@ from tests.worker.harness import (
     WorkerProcess,
     dataset_categories,
     dataset_zip,
-    teacher_file,
     make_settings,
+    teacher_file,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +59,11 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
     """A laptop-sized window that accepts downloads."""
-    return {**browser_context_args, "viewport": {"width": 1360, "height": 900}, "accept_downloads": True}
+    return {
+        **browser_context_args,
+        "viewport": {"width": 1360, "height": 900},
+        "accept_downloads": True,
+    }
 
 
 def ensure_dashboard_built() -> None:
@@ -149,16 +153,24 @@ def distillery(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebPlatform
         second = repo.create_team(s, name=f"drones-{suffix}")
         repo.add_member(s, team_id=second.id, user_id=me.user_id, role="member")
         second_job = repo.create_job(
-            s, team_id=second.id, created_by=me.user_id, kind="distill",
-            spec={"kind": "distill", "data": {"dataset_id": 999}}, name=f"drones-only-{suffix}",
+            s,
+            team_id=second.id,
+            created_by=me.user_id,
+            kind="distill",
+            spec={"kind": "distill", "data": {"dataset_id": 999}},
+            name=f"drones-only-{suffix}",
         )
         second_job_name = second_job.name
         # Another team the user is not in: none of its rows may ever show.
         theirs = repo.create_team(s, name=f"rivals-{suffix}")
         other = _account(s, team_id=theirs.id, team_name=theirs.name, name="Eve Rival")
         other_job = repo.create_job(
-            s, team_id=theirs.id, created_by=other.user_id, kind="distill",
-            spec={"kind": "distill", "data": {"dataset_id": 999}}, name=f"rival-secret-{suffix}",
+            s,
+            team_id=theirs.id,
+            created_by=other.user_id,
+            kind="distill",
+            spec={"kind": "distill", "data": {"dataset_id": 999}},
+            name=f"rival-secret-{suffix}",
         )
         other_job_id, other_job_name, second_id = other_job.id, other_job.name, second.id
     engine.dispose()
@@ -168,12 +180,18 @@ def distillery(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebPlatform
     try:
         worker.wait_ready(timeout=120)
         archive = dataset_zip(tmp)
-        weights = teacher_file(tmp / "teacher.safetensors", num_classes=dataset_categories(archive) + 1)
+        weights = teacher_file(
+            tmp / "teacher.safetensors", num_classes=dataset_categories(archive) + 1
+        )
         with weights.open("rb") as fh:
             response = httpx.post(
                 f"{server.url}/api/v1/teachers",
                 headers=me.headers,
-                data={"name": "tiny R18 teacher", "arch": TEACHER_ARCH, "fpn_channels": str(TEACHER_FPN)},
+                data={
+                    "name": "tiny R18 teacher",
+                    "arch": TEACHER_ARCH,
+                    "fpn_channels": str(TEACHER_FPN),
+                },
                 files={"file": ("teacher.safetensors", fh, "application/octet-stream")},
                 timeout=120,
             )

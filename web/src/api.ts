@@ -101,7 +101,7 @@ function statusWords(status: number): string {
 export async function request<T>(
   method: string,
   path: string,
-  opts: { query?: Query; body?: unknown; signal?: AbortSignal } = {},
+  opts: { query?: Query; body?: unknown; signal?: AbortSignal; quiet401?: boolean } = {},
 ): Promise<T> {
   const headers = authHeaders();
   let body: BodyInit | undefined;
@@ -128,7 +128,7 @@ export async function request<T>(
     }
   }
   if (!response.ok) {
-    if (response.status === 401 && !path.startsWith("/auth/")) {
+    if (response.status === 401 && !opts.quiet401 && !path.startsWith("/auth/")) {
       onUnauthorized();
     }
     throw errorFromBody(response.status, parsed);

@@ -1,5 +1,5 @@
 // Sign in with an API token, or with email and password.
-import { ApiError, get, post } from "../api";
+import { ApiError, post, request } from "../api";
 import { h } from "../dom";
 import { navigate } from "../router";
 import { setCurrentUser, setToken, signOut } from "../session";
@@ -8,7 +8,8 @@ import type { Me } from "../types";
 async function finish(token: string, status: HTMLElement): Promise<void> {
   setToken(token);
   try {
-    const me = await get<Me>("/me");
+    // quiet401: a wrong token is answered here, in words, not by a redirect.
+    const me = await request<Me>("GET", "/me", { quiet401: true });
     setCurrentUser(me);
     navigate("#/jobs");
   } catch (err) {

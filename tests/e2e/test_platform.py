@@ -1,0 +1,272 @@
+"""End to end on a real API, a real Celery worker process, the database and the blob store.
+
+Parametrised over the embedded deployment (SQLite, serverless broker, local folder) and the
+team deployment (PostgreSQL, Redis, S3 on moto's server).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+import zipfile
+from collections.abc import Iterator
+from contextlib import redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from cli.main import main as distillery
+from store import repositories as repo
+from store.db import make_engine, make_session_factory, session_scope
+from tests.worker.harness import (
+    IMAGE_SIZE,
+    STUDENT_ARCH,
+    TEACHER_ARCH,
+    TEACHER_FPN,
+    ApiServer,
+    Deployment,
+    dataset_categories,
+    dataset_zip,
+    deployment_params,
+    open_deployment,
+    teacher_file,
+    wait_for,
+)
+from worker.celery_app import TASK_RUN_JOB, make_celery
+
+JOB_TIMEOUT = 400.0
+
+
+@dataclass
+class Platform:
+    """A running deployment: API URL, a team's token, and a client on it."""
+
+    deployment: Deployment
+    api: ApiServer
+    token: str
+    http: httpx.Client
+    tmp: Path
+
+    def cli(self, *args: str) -> tuple[int, str]:
+        """Run a `distillery` client command against this server: (exit status, stdout)."""
+        out = io.StringIO()
+        with redirect_stdout(out):
+            status = distillery([*args, "--server", self.api.url, "--token", self.token])
+        return status, out.getvalue()
+
+    def get(self, path: str) -> dict[str, Any]:
+        """GET an API path, asserting success."""
+        response = self.http.get(path)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def wait_status(self, resource: str, row_id: int, *, timeout: float = 180) -> dict[str, Any]:
+        """Wait until a dataset or teacher is no longer validating."""
+
+        def done() -> dict[str, Any] | None:
+            row = self.get(f"/{resource}/{row_id}")
+            return row if row["status"] != "validating" else None
+
+        return wait_for(done, timeout=timeout, what=f"{resource} {row_id} validation")  # type: ignore[no-any-return]
+
+    def wait_job(self, job_id: int, *, states: tuple[str, ...]) -> dict[str, Any]:
+        """Wait until the job is in one of `states`."""
+
+        def reached() -> dict[str, Any] | None:
+            job = self.get(f"/jobs/{job_id}")
+            if job["state"] in states:
+                return job
+            assert job["state"] in ("queued", "running"), job
+            return None
+
+        return wait_for(reached, timeout=JOB_TIMEOUT, interval=0.1, what=f"job {job_id} {states}")  # type: ignore[no-any-return]
+
+    def upload(self, resource: str, path: Path, **fields: str) -> dict[str, Any]:
+        """Upload a file with form fields; the 202 body."""
+        with path.open("rb") as fh:
+            response = self.http.post(f"/{resource}", files={"file": (path.name, fh)}, data=fields)
+        assert response.status_code == 202, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+
+@pytest.fixture(scope="module", params=deployment_params())
+def platform(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Platform]:
+    """One deployment per parameter with a worker process, the API and a team."""
+    tmp = tmp_path_factory.mktemp(f"e2e-{request.param}")
+    for deployment in open_deployment(request, tmp):
+        settings = deployment.settings
+        engine = make_engine(settings.resolved_database_url)
+        with session_scope(make_session_factory(engine)) as session:
+            suffix = uuid.uuid4().hex[:8]
+            team = repo.create_team(session, name=f"e2e-{suffix}")
+            user = repo.create_user(session, email=f"e2e-{suffix}@example.test")
+            repo.add_member(session, team_id=team.id, user_id=user.id, role="admin")
+            token, _ = repo.create_token(session, user_id=user.id)
+        engine.dispose()
+        api = ApiServer(settings).start()
+        deployment.start_worker("e2e")
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=f"{api.url}/api/v1", headers=headers, timeout=30) as http:
+            try:
+                yield Platform(deployment, api, token, http, tmp)
+            finally:
+                api.stop()
+
+
+@pytest.fixture(scope="module")
+def inputs(platform: Platform) -> dict[str, int]:
+    """A validated dataset and teacher uploaded through the API."""
+    archive = dataset_zip(platform.tmp)
+    dataset = platform.upload("datasets", archive, name="tiny", format="coco")
+    weights = teacher_file(
+        platform.tmp / "teacher.safetensors", num_classes=dataset_categories(archive) + 1
+    )
+    teacher = platform.upload(
+        "teachers", weights, name="tiny teacher", arch=TEACHER_ARCH,
+        fpn_channels=str(TEACHER_FPN),
+    )
+    ready = platform.wait_status("datasets", dataset["id"])
+    assert ready["status"] == "ready", ready.get("errors")
+    assert ready["statistics"]["images"] > 0
+    assert "size_histogram" in ready["statistics"]
+    ready_teacher = platform.wait_status("teachers", teacher["id"])
+    assert ready_teacher["status"] == "ready", ready_teacher.get("errors")
+    return {"dataset": dataset["id"], "teacher": teacher["id"]}
+
+
+def _spec_file(folder: Path, *, epochs: int, steps: int) -> Path:
+    spec = {
+        "kind": "distill",
+        "data": {"path": "replaced-by-dataset-id", "image_size": IMAGE_SIZE, "batch_size": 2},
+        "teacher": {"arch": TEACHER_ARCH, "fpn_channels": TEACHER_FPN},
+        "student": {"arch": STUDENT_ARCH, "fpn_channels": 16},
+        "schedule": {
+            "epochs": epochs, "max_steps_per_epoch": steps, "warmup_steps": 0,
+            "eval_every": 100, "device": "cpu", "amp": False,
+        },
+    }
+    path = folder / f"spec-{uuid.uuid4().hex[:6]}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _submit(platform: Platform, inputs: dict[str, int], *, epochs: int, steps: int) -> int:
+    status, out = platform.cli(
+        "submit", str(_spec_file(platform.tmp, epochs=epochs, steps=steps)),
+        "--dataset", str(inputs["dataset"]), "--teacher", str(inputs["teacher"]),
+    )
+    assert status == 0, out
+    return int(out.split()[1])
+
+
+def test_job_runs_end_to_end_and_its_student_downloads(
+    platform: Platform, inputs: dict[str, int]
+) -> None:
+    job_id = _submit(platform, inputs, epochs=2, steps=2)
+    running = platform.wait_job(job_id, states=("running", "succeeded"))
+    if running["state"] == "running":
+        # A second delivery while this worker's lease is alive is dropped, not run twice.
+        app = make_celery(platform.deployment.settings)
+        assert app.tasks[TASK_RUN_JOB].apply(args=[job_id]).get() == "dropped"
+        assert platform.get(f"/jobs/{job_id}")["attempt"] == 1
+
+    status, out = platform.cli("follow", str(job_id))
+    assert status == 0, out
+    assert f"job {job_id} succeeded: AP " in out and "AP_small" in out
+
+    job = platform.get(f"/jobs/{job_id}")
+    assert job["state"] == "succeeded" and job["attempt"] == 1
+    assert job["progress"]["step"] == job["progress"]["total_steps"] == 4
+    assert "AP_small" in job["metrics"]["student"]
+    series = platform.get(f"/jobs/{job_id}/metrics")["series"]
+    assert {"loss/total", "kd/spatial/p2", "eval/AP"} <= set(series)
+
+    names = {a["name"] for a in platform.get(f"/jobs/{job_id}/artifacts")["data"]}
+    assert {"student.safetensors", "student.onnx", "metrics.json", "report.md"} <= names
+
+    status, out = platform.cli("download", str(job_id), "--out", str(platform.tmp / "dl"))
+    assert status == 0, out
+    weights = load_file(str(platform.tmp / "dl" / "student.safetensors"))
+    assert weights and all(isinstance(t, torch.Tensor) for t in weights.values())
+
+    status, out = platform.cli("jobs", "--state", "succeeded")
+    assert status == 0
+    assert any(line.split()[:1] == [str(job_id)] for line in out.splitlines())
+
+
+def test_a_running_job_is_canceled(platform: Platform, inputs: dict[str, int]) -> None:
+    job_id = _submit(platform, inputs, epochs=200, steps=2)
+
+    def stepping() -> bool:
+        job = platform.get(f"/jobs/{job_id}")
+        assert job["state"] in ("queued", "running"), job
+        return bool(job["progress"] and job["progress"]["step"] >= 1)
+
+    wait_for(stepping, timeout=JOB_TIMEOUT, what="the job's first steps")
+    response = platform.http.post(f"/jobs/{job_id}/cancel")
+    assert response.status_code == 200, response.text
+    job = platform.wait_job(job_id, states=("canceled", "failed", "succeeded"))
+    assert job["state"] == "canceled", job
+    assert job["progress"]["step"] < job["progress"]["total_steps"]
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_bad_uploads_are_invalid_with_the_reason(
+    platform: Platform, inputs: dict[str, int]
+) -> None:
+    tmp = platform.tmp
+    good = (tmp / "dataset.zip").read_bytes()
+    corrupt = tmp / "corrupt.zip"
+    corrupt.write_bytes(good[: len(good) // 2])
+    slip = _zip(tmp / "slip.zip", {"annotations/instances_train.json": b"{}", "../evil.txt": b"x"})
+
+    class Payload(torch.nn.Module):
+        """A module: saving it pickles the class, which safe loading refuses."""
+
+    pickled = tmp / "pickled.pt"
+    torch.save(Payload(), pickled)
+    categories = json.loads(
+        zipfile.ZipFile(tmp / "dataset.zip").read("annotations/instances_train.json")
+    )["categories"]
+    wrong = teacher_file(tmp / "resnet18.safetensors", num_classes=len(categories) + 1)
+
+    corrupt_id = platform.upload("datasets", corrupt, name="corrupt", format="coco")["id"]
+    slip_id = platform.upload("datasets", slip, name="slip", format="coco")["id"]
+    pickled_id = platform.upload(
+        "teachers", pickled, name="pickled", arch=TEACHER_ARCH, fpn_channels=str(TEACHER_FPN)
+    )["id"]
+    wrong_id = platform.upload(
+        "teachers", wrong, name="wrong", arch="fcos_resnet18_fpn", fpn_channels=str(TEACHER_FPN)
+    )["id"]
+
+    def errors(resource: str, row_id: int) -> str:
+        row = platform.wait_status(resource, row_id)
+        assert row["status"] == "invalid", row
+        assert row["errors"]
+        return json.dumps(row["errors"])
+
+    assert "corrupt" in errors("datasets", corrupt_id).lower()
+    assert "../evil.txt" in errors("datasets", slip_id)
+    pickled_errors = errors("teachers", pickled_id)
+    assert "pickled.pt" in pickled_errors and "pickled" in pickled_errors.replace("pickled.pt", "")
+    wrong_errors = errors("teachers", wrong_id)
+    assert "resnet18.safetensors" in wrong_errors
+    (first,) = platform.get(f"/teachers/{wrong_id}")["errors"]
+    assert first["missing"] and first["unexpected"], first
