@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.figures import print_figures, write_json
-from bench.machine import machine_info
+from bench.machine import machine_info, set_threads
 from core.spec import AugmentSpec, DataSpec
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -40,6 +40,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--workers", type=int, nargs="+", default=[2, 0], help="worker counts to compare"
     )
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     preset = PRESETS["quick" if args.quick else "full"]
@@ -76,6 +77,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from core.data.synthetic import generate_synthetic
 
     args = parse_args(argv)
+    set_threads(args.threads)
     augment = AugmentSpec(hflip=True, color_jitter=0.4, copy_paste=True, copy_paste_prob=0.5)
     figures: dict[str, Any] = {}
     results: dict[int, dict[str, float]] = {}

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from bench.figures import print_figures, write_json
-from bench.machine import machine_info
+from bench.machine import machine_info, set_threads
 from core.evaluation.efficiency import (
     count_gflops,
     count_parameters,
@@ -49,6 +49,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--student", default="retinanet_mobilenet_v2_fpn")
     parser.add_argument("--num-classes", type=int, default=6, help="K + 1")
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime figures")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     preset = PRESETS["quick" if args.quick else "full"]
@@ -92,6 +93,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from core.models.detectors import build_student, build_teacher
 
     args = parse_args(argv)
+    set_threads(args.threads)
     torch.manual_seed(0)
     models = {
         "student": build_student(

@@ -53,3 +53,14 @@ def format_machine(info: dict[str, Any]) -> str:
         parts.append(f"torch {info['torch']} ({info['threads']} threads)")
     parts.append(f"device: {info['device']}" + (f" ({info['gpu']})" if "gpu" in info else ""))
     return "machine: " + "; ".join(parts)
+
+
+def set_threads(threads: int | None) -> None:
+    """Use `threads` intra-op threads in torch (None keeps torch's default)."""
+    if threads is None:
+        return
+    import torch
+
+    # On a shared, oversubscribed CPU one thread per process is often faster than two that
+    # spin-wait for each other; the figures print the count used.
+    torch.set_num_threads(threads)

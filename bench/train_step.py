@@ -26,7 +26,7 @@ import torch
 
 from bench.batches import synthetic_batch
 from bench.figures import print_figures, write_json
-from bench.machine import machine_info
+from bench.machine import machine_info, set_threads
 from bench.timing import median
 from core.spec import DistillSpec, ablation_distill
 from core.structures import Batch
@@ -64,6 +64,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num-classes", type=int, default=4, help="K + 1")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory figures")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     # Internal: measure one mode's peak RSS in this (fresh) process and print it as JSON.
     parser.add_argument("--memory-probe", choices=MODES, help=argparse.SUPPRESS)
@@ -216,6 +217,7 @@ def cpu_memory(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         f"--teacher={args.teacher}",
         f"--student={args.student}",
         f"--num-classes={args.num_classes}",
+        *([f"--threads={args.threads}"] if args.threads else []),
     ]
     for mode in MODES:
         cmd = [sys.executable, "-m", "bench.train_step", *common, f"--memory-probe={mode}"]
@@ -248,6 +250,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the benchmark, print its figures and return them."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    set_threads(args.threads)
     if args.memory_probe:
         result = memory_probe(args)
         print(json.dumps(result))

@@ -156,8 +156,8 @@ def stop_worker_process(
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
-    from api.main import create_app
 
+    from api.main import create_app
     from store.migrate import upgrade
     from store.settings import Settings
     from worker.celery_app import make_celery

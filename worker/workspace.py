@@ -36,7 +36,10 @@ def _publish(tmp: Path, final: Path) -> None:
 def unpack_archive(ctx: WorkerContext, archive_key: str, dest: Path) -> Path:
     """Download an archive blob and unpack it safely into `dest` (settings' caps apply)."""
     dest.mkdir(parents=True, exist_ok=True)
-    archive = dest.parent / f".{dest.name}.archive"
+    # Named like the blob, so that errors name the file as uploaded, not a scratch path.
+    holder = dest.parent / f".{dest.name}.download"
+    archive = holder / (PurePosixPath(archive_key).name or "archive")
+    holder.mkdir(parents=True, exist_ok=True)
     try:
         ctx.blobs.download(archive_key, archive)
         return safe_extract(
@@ -46,7 +49,7 @@ def unpack_archive(ctx: WorkerContext, archive_key: str, dest: Path) -> Path:
             max_files=ctx.settings.max_unpacked_files,
         )
     finally:
-        archive.unlink(missing_ok=True)
+        shutil.rmtree(holder, ignore_errors=True)
 
 
 def dataset_folder(ctx: WorkerContext, dataset: Dataset) -> Path:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from bench.machine import machine_info
+from bench.machine import machine_info, set_threads
 from bench.study.data import build_benchmark, export_voc, split_counts
 from bench.study.plan import SCALES, TEACHER, plan_runs
 from bench.study.report import StudyContext, render_report
@@ -41,6 +41,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-voc", action="store_true", help="skip the Pascal VOC track")
     parser.add_argument("--no-ablation", action="store_true", help="skip the per-level ablation")
     parser.add_argument("--no-pictures", action="store_true")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and stop")
     return parser.parse_args(argv)
 
@@ -51,7 +52,7 @@ def _pictures(args: argparse.Namespace, out: Path, data: dict[str, Path]) -> lis
     scale = SCALES[args.scale]
     seed = scale.seeds[0]
     students = {}
-    for variant, label in (("no_kd", "no-KD student"), ("hierarchical", "HKD student")):
+    for variant, label in (("no_kd", "no KD"), ("hierarchical", "HKD")):
         folder = out / "runs" / "coco" / variant / f"seed{seed}" / "job"
         students[label] = folder / "student.safetensors"
     teacher = teacher_weights(out, "coco", scale.data_seed)
@@ -74,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    set_threads(args.threads)
     scale = SCALES[args.scale]
     out: Path = args.out or Path("runs") / f"study-{scale.name}"
     runs = plan_runs(scale, voc=not args.no_voc, ablation=not args.no_ablation)

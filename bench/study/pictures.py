@@ -38,7 +38,10 @@ def comparison_pictures(
     split: str = "test",
     count: int = 3,
 ) -> list[Path]:
-    """PNGs: per image of `split`, the teacher's attention per level, then each student's."""
+    """PNGs: per image of `split`, the teacher's attention per level, then each student's.
+
+    `students` maps a row label (e.g. "no KD") to the student's weights file.
+    """
     import torch
 
     from core.data.loader import build_loaders
@@ -60,7 +63,7 @@ def comparison_pictures(
         num_classes=info.num_classes,
         image_size=scale.image_size,
     )
-    models: list[tuple[str, torch.nn.Module]] = [("teacher", teacher)]
+    students_built: list[tuple[str, torch.nn.Module]] = []
     for label, weights in students.items():
         student = build_student(
             arch=scale.student_arch,
@@ -69,28 +72,32 @@ def comparison_pictures(
             fpn_channels=scale.student_fpn,
         )
         load_weights(student, load_state_dict(weights), source=str(weights))
-        models.append((label, student))
+        students_built.append((label, student))
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="study-pictures-") as tmp:
-        # The same loader order and the same selection rule give the same images per model.
-        per_model: list[tuple[str, list[Path]]] = []
-        for index, (label, model) in enumerate(models):
-            folder = Path(tmp) / str(index)
+        # The same loader order and the same selection rule give the same images per call.
+        # The first call draws the teacher's row above the first student's.
+        per_call: list[tuple[list[str], list[Path]]] = []
+        for index, (label, student) in enumerate(students_built):
             drawn = attention_pictures(
-                teacher=None,
-                student=model,
+                teacher=teacher if index == 0 else None,
+                student=student,
                 batches=test_loader,
-                out_dir=folder,
+                out_dir=Path(tmp) / str(index),
                 device=device,
                 count=count,
             )
-            per_model.append((label, drawn))
-        for number in range(min(len(drawn) for _, drawn in per_model)):
+            per_call.append((["teacher", label] if index == 0 else [label], drawn))
+        for number in range(min(len(drawn) for _, drawn in per_call)):
             rows = []
-            for label, drawn in per_model:
+            for labels, drawn in per_call:
                 with Image.open(drawn[number]) as img:
-                    rows.append((label, img.convert("RGB").crop((0, 0, img.width, TILE))))
+                    picture = img.convert("RGB")
+                for row, label in enumerate(labels):
+                    rows.append(
+                        (label, picture.crop((0, row * TILE, picture.width, (row + 1) * TILE)))
+                    )
             path = out_dir / f"attention_{number + 1:02d}.png"
             _stack(rows).save(path)
             paths.append(path)

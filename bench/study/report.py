@@ -39,6 +39,10 @@ def _mean_std(stat: Stat) -> str:
     return f"{100 * stat.mean:.1f} ± {100 * stat.std:.1f}"
 
 
+def _epochs(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
 def _label(variant: str) -> str:
     return VARIANT_LABELS.get(variant, variant)
 
@@ -126,11 +130,11 @@ def setup_section(ctx: StudyContext) -> list[str]:
         )
         lines.append(f"  - {track} track: {parts}")
     lines += [
-        f"- Teacher: `{s.teacher_arch}` (FPN {s.teacher_fpn} channels), {s.teacher_epochs} "
-        "epochs, trained from scratch (no downloaded weights).",
-        f"- Student: `{s.student_arch}` (FPN {s.student_fpn} channels), {s.student_epochs} "
-        f"epochs, batch {s.batch_size}, AdamW lr {s.lr:g}, cosine schedule; every variant of one "
-        "seed has the same initialisation and batch order (core.engine reseeds per job).",
+        f"- Teacher: `{s.teacher_arch}` (FPN {s.teacher_fpn} channels), "
+        f"{_epochs(s.teacher_epochs)}, trained from scratch (no downloaded weights).",
+        f"- Student: `{s.student_arch}` (FPN {s.student_fpn} channels), "
+        f"{_epochs(s.student_epochs)}, batch {s.batch_size}, AdamW lr {s.lr:g}, cosine "
+        "schedule; every variant of one seed has the same initialisation and batch order (core.engine reseeds per job).",
         f"- Seeds: main ablation {list(s.seeds)}, per-level ablation {list(s.ablation_seeds)}, "
         f"VOC track {list(s.voc_seeds)}.",
         "- Variants are `core.spec.ablation_distill` presets of the default `DistillSpec` "

@@ -58,7 +58,7 @@ def run_ablation(
         "teacher": None,
     }
     for variant in variants:
-        runs = []
+        runs: list[dict[str, Any]] = []
         for seed in seeds:
             log.info("ablation: %s, seed %d", variant, seed)
             job = run_job(
@@ -86,7 +86,7 @@ def run_ablation(
 def format_ablation_table(result: dict[str, Any]) -> str:
     """The ablation as a fixed-width text table (AP in percent; mean±std over seeds)."""
     several = len(result.get("seeds", [])) > 1
-    width = 14 if several else 8
+    width = 14 if several else 10
     header = f"{'variant':<14}" + "".join(f"{name:>{width}}" for name in TABLE_METRICS)
     lines = [header, "-" * len(header)]
     teacher = result.get("teacher")

@@ -118,7 +118,8 @@ def describe_device(device: torch.device) -> str:
     """A readable name of the device latencies were measured on."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"cpu ({threads} thread{'' if threads == 1 else 's'})"
 
 
 def efficiency_ratios(

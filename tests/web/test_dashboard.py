@@ -48,7 +48,7 @@ def test_sign_in_with_a_token(page: Page, distillery: WebPlatform) -> None:
     expect(page.locator("#login-error")).to_contain_text("not valid")
     page.get_by_label("API token").fill(distillery.me.token)
     page.get_by_role("button", name="Sign in", exact=True).click()
-    expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
+    expect(page.get_by_role("heading", name="Jobs", exact=True)).to_be_visible()
     switcher = page.locator("#team-switcher")
     expect(switcher).to_contain_text(distillery.me.team_name)
     expect(switcher.locator("option")).to_have_count(2)
@@ -120,7 +120,7 @@ def test_new_job_shows_errors_at_the_field_then_starts(page: Page, distillery: W
     distillery.state["baseline_id"] = baseline["id"]
 
     sign_in(page, distillery, "#/new")
-    expect(page.get_by_role("heading", name="New job")).to_be_visible()
+    expect(page.get_by_role("heading", name="New job", exact=True)).to_be_visible()
     page.get_by_label("Name").fill("hkd tiny from the page")
     page.locator('select[name="data.dataset_id"]').select_option(str(dataset_id))
     page.locator('select[name="teacher.teacher_id"]').select_option(str(distillery.teacher_id))
@@ -137,19 +137,19 @@ def test_new_job_shows_errors_at_the_field_then_starts(page: Page, distillery: W
     page.get_by_label("Mixed precision").uncheck()
 
     # The browser's own range check, at the field.
-    page.get_by_label("Epochs").fill("-1")
+    page.get_by_label("Epochs", exact=True).fill("-1")
     page.get_by_role("button", name="Start job").click()
     epochs_error = page.locator('[data-path="schedule.epochs"] .field-error')
     expect(epochs_error).not_to_be_empty()
     expect(page.locator('[data-path="schedule.epochs"]')).to_have_class(re.compile("has-error"))
     # The server's 422 for the same field, with the browser's check taken away.
-    page.get_by_label("Epochs").evaluate("el => el.removeAttribute('min')")
+    page.get_by_label("Epochs", exact=True).evaluate("el => el.removeAttribute('min')")
     page.get_by_role("button", name="Start job").click()
     expect(epochs_error).to_contain_text("greater than or equal to 0")
     expect(page.locator("#form-errors")).to_contain_text("not created")
     shot(page, "05-new-job-errors")
 
-    page.get_by_label("Epochs").fill("1")
+    page.get_by_label("Epochs", exact=True).fill("1")
     page.get_by_role("button", name="Start job").click()
     expect(page).to_have_url(re.compile(r"#/jobs/\d+$"))
     job_id = int(page.url.rsplit("/", 1)[1])

@@ -243,7 +243,13 @@ def teacher_file(path: Path, *, num_classes: int, arch: str = TEACHER_ARCH) -> P
 
 
 def distill_spec(
-    dataset_id: int, teacher_id: int, *, epochs: int = 1, steps: int = 2, batch: int = 2
+    dataset_id: int,
+    teacher_id: int,
+    *,
+    epochs: int = 1,
+    steps: int = 2,
+    batch: int = 2,
+    eval_every: int = 100,
 ) -> dict[str, Any]:
     """A tiny distillation spec on platform ids."""
     return {
@@ -257,6 +263,7 @@ def distill_spec(
             "warmup_steps": 0,
             "device": "cpu",
             "amp": False,
+            "eval_every": eval_every,
         },
     }
 

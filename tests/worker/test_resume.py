@@ -39,7 +39,7 @@ def test_killed_worker_job_resumes_from_last_checkpoint(
     seeded = seed_team(settings, tmp_path)
     ctx = build_context(settings)
     app = make_celery(settings)
-    spec = distill_spec(seeded.dataset_id, seeded.teacher_id, epochs=5, steps=3)
+    spec = distill_spec(seeded.dataset_id, seeded.teacher_id, epochs=3, steps=2)
     with session_scope(ctx.sessions) as session:
         job_id = repo.create_job(
             session, team_id=seeded.team_id, created_by=seeded.user_id, kind="distill",

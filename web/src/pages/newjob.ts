@@ -58,7 +58,9 @@ function build(main: HTMLElement, datasets: Dataset[], teachers: Teacher[], sour
         ...attrs,
       });
     }
-    el.addEventListener("change", () => {
+    // "input" as well as "change": the spec is current while the user types, and an error
+    // clears before the submit button is pressed (a layout shift under the pointer loses clicks).
+    const update = () => {
       clearError(path);
       let v: unknown;
       if (kind === "bool") v = (el as HTMLInputElement).checked;
@@ -67,7 +69,9 @@ function build(main: HTMLElement, datasets: Dataset[], teachers: Teacher[], sour
       else v = Number(el.value);
       if (v !== undefined) setPath(specRecord, path, v);
       if (path.startsWith("distill.")) markPreset();
-    });
+    };
+    el.addEventListener("input", update);
+    el.addEventListener("change", update);
     bindings.set(path, el);
     return el;
   };

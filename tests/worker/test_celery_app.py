@@ -1,0 +1,65 @@
+"""The Celery app's configuration: reliability options, queues, brokers and the fast transport."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kombu import Connection
+
+from store.settings import Settings
+from worker.celery_app import (
+    TASK_REQUEUE_EXPIRED,
+    TASK_RUN_JOB,
+    TASK_VALIDATE_DATASET,
+    TASK_VALIDATE_TEACHER,
+    VISIBILITY_TIMEOUT_S,
+    FastSqlAlchemyTransport,
+    make_celery,
+)
+from worker.reaper import ReaperStep
+
+
+def test_long_jobs_are_acked_late_one_at_a_time(tmp_path: Path) -> None:
+    app = make_celery(Settings(data_dir=tmp_path))
+    conf = app.conf
+    assert conf.task_acks_late and conf.task_reject_on_worker_lost
+    assert conf.worker_prefetch_multiplier == 1 and conf.worker_concurrency == 1
+    assert conf.task_serializer == "json" and conf.accept_content == ["json"]
+    names = {TASK_RUN_JOB, TASK_VALIDATE_DATASET, TASK_VALIDATE_TEACHER, TASK_REQUEUE_EXPIRED}
+    assert names <= set(app.tasks)
+    assert ReaperStep in app.steps["worker"]
+
+
+def test_jobs_and_validations_have_their_own_queues(tmp_path: Path) -> None:
+    app = make_celery(Settings(data_dir=tmp_path, job_queue="gpu-a100"))
+    queues = {q.name for q in app.conf.task_queues}
+    assert queues == {"gpu-a100", "default"}
+    assert app.conf.task_routes[TASK_RUN_JOB]["queue"] == "gpu-a100"
+    assert app.conf.task_routes[TASK_VALIDATE_DATASET]["queue"] == "default"
+    assert app.amqp.router.route({}, TASK_RUN_JOB)["queue"].name == "gpu-a100"
+
+
+def test_redis_time_limit_stays_below_the_visibility_timeout(tmp_path: Path) -> None:
+    app = make_celery(Settings(data_dir=tmp_path, broker_url="redis://127.0.0.1:6379/3"))
+    options = app.conf.broker_transport_options
+    assert options["visibility_timeout"] == VISIBILITY_TIMEOUT_S
+    assert app.conf.task_time_limit < options["visibility_timeout"]
+    assert app.conf.task_soft_time_limit < app.conf.task_time_limit
+
+
+def test_embedded_broker_polls_fast_and_passes_no_engine_options(tmp_path: Path) -> None:
+    app = make_celery(Settings(data_dir=tmp_path / "new"))
+    # Every transport option of the SQL transport would go to create_engine and crash it.
+    assert app.conf.broker_transport_options == {}
+    assert (tmp_path / "new").is_dir()
+    with Connection(app.conf.broker_url) as conn:
+        transport = conn.transport
+        assert isinstance(transport, FastSqlAlchemyTransport)
+        assert transport.polling_interval == 0.1
+        # The serverless broker really carries a message.
+        queue = conn.SimpleQueue("probe")
+        queue.put({"n": 1})
+        message = queue.get(timeout=5)
+        assert message.payload == {"n": 1}
+        message.ack()
+        queue.close()
