@@ -235,13 +235,15 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 def sse_events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
     """(event, data) pairs of a Server-Sent Events stream."""
-    event, data = "message", []
+    event = "message"
+    data: list[str] = []
     for raw in lines:
         line = raw.rstrip("\r")
         if not line:
             if data:
                 yield event, "\n".join(data)
-            event, data = "message", []
+            event = "message"
+            data = []
             continue
         if line.startswith(":"):
             continue
@@ -290,7 +292,13 @@ class ProgressView:
         step = int(progress.get("step") or 0)
         if total and self.bar.total != total:
             self.bar.reset(total=total)
-        self.bar.n = min(step, total) if total else step
+            self.bar.n = 0
+        target = min(step, total) if total else step
+        if target >= self.bar.n:
+            self.bar.update(target - self.bar.n)
+        else:  # a new stage starts its steps again
+            self.bar.reset(total=total or None)
+            self.bar.update(target)
         stage = progress.get("stage") or ""
         epoch = f"{progress.get('epoch', 0)}/{progress.get('epochs', 0)}"
         self.bar.set_description(f"{stage} ep {epoch}")

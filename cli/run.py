@@ -53,7 +53,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     demo.add_argument("--preset", choices=("quick", "full"), default="quick")
     demo.add_argument("--out", type=Path, default=None, help="output folder (default runs/demo-*)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_threads(demo)
     demo.set_defaults(handler=_demo)
+
+
+def _add_threads(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's choice; 1 helps on a busy shared machine)",
+    )
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -66,6 +76,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         help="override a spec field, e.g. --set schedule.epochs=3 (value parsed as YAML)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_threads(parser)
 
 
 # --------------------------------------------------------------------------- spec loading
@@ -122,8 +133,13 @@ def _spec_or_exit(path: Path, overrides: Sequence[str]) -> JobSpec | int:
     return EXIT_SPEC_ERROR
 
 
-def _configure_logging() -> None:
+def _prepare(args: argparse.Namespace) -> None:
+    """Log the engine's phases to stderr and apply --threads."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(max(args.threads, 1))
 
 
 # --------------------------------------------------------------------------- commands
@@ -149,7 +165,7 @@ def _run(args: argparse.Namespace) -> int:
     spec = _spec_or_exit(args.spec, args.overrides)
     if isinstance(spec, int):
         return spec
-    _configure_logging()
+    _prepare(args)
     from core.engine.jobs import run_job
 
     def action() -> None:
@@ -165,7 +181,7 @@ def _ablate(args: argparse.Namespace) -> int:
     spec = _spec_or_exit(args.spec, args.overrides)
     if isinstance(spec, int):
         return spec
-    _configure_logging()
+    _prepare(args)
     from core.engine.ablation import format_ablation_table, run_ablation
 
     def action() -> None:
@@ -179,7 +195,7 @@ def _ablate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    _configure_logging()
+    _prepare(args)
     from core.engine.demo import DEMO_PRESETS, run_demo
 
     preset = DEMO_PRESETS[args.preset]()

@@ -214,6 +214,16 @@ def _default_teacher(settings: Settings) -> Path | None:
     return None
 
 
+def _safetensors_metadata(path: Path) -> dict[str, str]:
+    # Read with NumPy: the API process never loads torch.
+    if path.suffix != ".safetensors":
+        return {}
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="np") as handle:
+        return dict(handle.metadata() or {})
+
+
 def _wait_for_status(read: Any, *, timeout: float = 600.0) -> str:
     deadline = time.monotonic() + timeout
     status = read()
@@ -300,10 +310,8 @@ def seed_demo(
         app.send_task(TASK_VALIDATE_DATASET, args=[dataset_id], queue="default")
     made["dataset_id"] = dataset_id
     if teacher_id is None and teacher is not None:
-        from core.models.checkpoints import read_provenance
-
         # A teacher exported by core names its architecture in its metadata.
-        meta = read_provenance(teacher)
+        meta = _safetensors_metadata(teacher)
         teacher_arch = meta.get("arch", teacher_arch)
         if teacher_fpn_channels is None and str(meta.get("fpn_channels", "")).isdigit():
             teacher_fpn_channels = int(meta["fpn_channels"])

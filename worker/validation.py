@@ -48,6 +48,8 @@ def validate_dataset(ctx: WorkerContext, dataset_id: int) -> Status:
             errors = [issue(str(exc), file=PurePosixPath(archive_key).name)]
         except ValueError as exc:
             errors = [issue(str(exc))]
+        except FileNotFoundError:
+            errors = [issue("the uploaded archive is missing from the blob store; upload again")]
     status: Status = "invalid" if errors else "ready"
     with session_scope(ctx.sessions) as session:
         repo.set_dataset_validation(
@@ -141,16 +143,24 @@ def validate_teacher(ctx: WorkerContext, teacher_id: int) -> Status:
             return "skipped"
         key, arch = teacher.checkpoint_key, teacher.arch
         fpn_channels, num_classes = teacher.fpn_channels, teacher.num_classes
+    errors: list[dict[str, Any]]
+    info: dict[str, Any]
+    classes: int | None
     if not key:
         errors, info, classes = [issue("no checkpoint was uploaded")], {}, None
     else:
         name = PurePosixPath(key).name or "checkpoint"
         with tempfile.TemporaryDirectory(dir=ctx.work_dir, prefix="teacher-") as tmp:
             path = Path(tmp) / name
-            ctx.blobs.download(key, path)
-            errors, info, classes = _check_teacher_file(
-                path, name=name, arch=arch, fpn_channels=fpn_channels, num_classes=num_classes
-            )
+            try:
+                ctx.blobs.download(key, path)
+            except FileNotFoundError:
+                message = "the uploaded checkpoint is missing from the blob store; upload again"
+                errors, info, classes = [issue(message, file=name)], {}, None
+            else:
+                errors, info, classes = _check_teacher_file(
+                    path, name=name, arch=arch, fpn_channels=fpn_channels, num_classes=num_classes
+                )
     status: Status = "invalid" if errors else "ready"
     with session_scope(ctx.sessions) as session:
         repo.set_teacher_validation(

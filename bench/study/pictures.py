@@ -65,14 +65,14 @@ def comparison_pictures(
     )
     students_built: list[tuple[str, torch.nn.Module]] = []
     for label, weights in students.items():
-        student = build_student(
+        built = build_student(
             arch=scale.student_arch,
             num_classes=info.num_classes,
             image_size=scale.image_size,
             fpn_channels=scale.student_fpn,
         )
-        load_weights(student, load_state_dict(weights), source=str(weights))
-        students_built.append((label, student))
+        load_weights(built, load_state_dict(weights), source=str(weights))
+        students_built.append((label, built))
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="study-pictures-") as tmp:

@@ -134,7 +134,8 @@ def setup_section(ctx: StudyContext) -> list[str]:
         f"{_epochs(s.teacher_epochs)}, trained from scratch (no downloaded weights).",
         f"- Student: `{s.student_arch}` (FPN {s.student_fpn} channels), "
         f"{_epochs(s.student_epochs)}, batch {s.batch_size}, AdamW lr {s.lr:g}, cosine "
-        "schedule; every variant of one seed has the same initialisation and batch order (core.engine reseeds per job).",
+        "schedule; every variant of one seed has the same initialisation and batch order "
+        "(core.engine reseeds per job).",
         f"- Seeds: main ablation {list(s.seeds)}, per-level ablation {list(s.ablation_seeds)}, "
         f"VOC track {list(s.voc_seeds)}.",
         "- Variants are `core.spec.ablation_distill` presets of the default `DistillSpec` "

@@ -127,3 +127,13 @@ def test_teacher_then_distill_then_resume_and_evaluate(
     evaluated = run_job(evaluate, tmp_path / "evaluate")
     assert evaluated.metrics["student"]["AP"] == pytest.approx(metrics["student"]["AP"])
     assert evaluated.metrics["teacher"] is None
+
+
+@pytest.mark.parametrize("name", ["teacher", "distill", "ablation"])
+def test_example_specs_are_valid(name: str) -> None:
+    from cli.run import load_spec
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    spec = load_spec(examples / f"{name}.yaml")
+    assert spec.data.path == "runs/synth"
+    assert spec.kind == ("teacher" if name == "teacher" else "distill")

@@ -42,6 +42,7 @@ from tests.worker.harness import (
 from worker.celery_app import TASK_RUN_JOB, make_celery
 
 JOB_TIMEOUT = 400.0
+PASSWORD = "e2e-password-123"
 
 
 class PickledPayload(torch.nn.Module):
@@ -55,6 +56,7 @@ class Platform:
     deployment: Deployment
     api: ApiServer
     token: str
+    email: str
     http: httpx.Client
     tmp: Path
 
@@ -114,16 +116,19 @@ def platform(
         with session_scope(make_session_factory(engine)) as session:
             suffix = uuid.uuid4().hex[:8]
             team = repo.create_team(session, name=f"e2e-{suffix}")
-            user = repo.create_user(session, email=f"e2e-{suffix}@example.test")
+            user = repo.create_user(
+                session, email=f"e2e-{suffix}@example.test", password=PASSWORD
+            )
             repo.add_member(session, team_id=team.id, user_id=user.id, role="admin")
             token, _ = repo.create_token(session, user_id=user.id)
+            email = user.email
         engine.dispose()
         api = ApiServer(settings).start()
         deployment.start_worker("e2e")
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=f"{api.url}/api/v1", headers=headers, timeout=30) as http:
             try:
-                yield Platform(deployment, api, token, http, tmp)
+                yield Platform(deployment, api, token, email, http, tmp)
             finally:
                 api.stop()
 
@@ -223,6 +228,25 @@ def test_a_running_job_is_canceled(platform: Platform, inputs: dict[str, int]) -
     job = platform.wait_job(job_id, states=("canceled", "failed", "succeeded"))
     assert job["state"] == "canceled", job
     assert job["progress"]["step"] < job["progress"]["total_steps"]
+
+
+def test_login_saves_a_token_the_other_commands_use(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.delenv("DISTILLERY_TOKEN", raising=False)
+    monkeypatch.delenv("DISTILLERY_SERVER", raising=False)
+    bad = distillery(["login", "--server", platform.api.url, "--email", platform.email,
+                      "--password", "wrong"])  # fmt: skip
+    assert bad == 1
+    assert distillery(["login", "--server", platform.api.url, "--email", platform.email,
+                       "--password", PASSWORD]) == 0  # fmt: skip
+    saved = json.loads((tmp_path / "distillery" / "credentials.json").read_text())
+    assert saved["server"] == platform.api.url and saved["token"].startswith("dst_")
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert distillery(["jobs"]) == 0  # no flags: the saved server and token
+    assert out.getvalue().startswith("ID")
 
 
 def _zip(path: Path, members: dict[str, bytes]) -> Path:

@@ -7,6 +7,7 @@ screenshot of every page to test-artifacts/screenshots/.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import uuid
@@ -85,6 +86,7 @@ class Account:
 
     user_id: int
     email: str
+    password: str
     token: str
     team_id: int
     team_name: str
@@ -109,6 +111,7 @@ class WebPlatform:
     other_job_id: int
     other_job_name: str
     dataset_zip: Path
+    broken_zip: Path
     teacher_id: int
     worker: WorkerProcess
     state: dict[str, Any] = field(default_factory=dict)
@@ -128,13 +131,27 @@ class WebPlatform:
         return self.state[key]
 
 
+def broken_dataset_zip(folder: Path) -> Path:
+    """A COCO zip with two faults a user makes: an image missing, a box of negative width."""
+    from core.data.synthetic import generate_synthetic
+
+    data = generate_synthetic(folder / "data", images=4, size=64, seed=1)
+    sorted((data / "images" / "train").iterdir())[0].unlink()
+    annotations = data / "annotations" / "instances_train.json"
+    coco = json.loads(annotations.read_text())
+    coco["annotations"][0]["bbox"] = [10, 10, -3, 10]
+    annotations.write_text(json.dumps(coco))
+    return Path(shutil.make_archive(str(folder / "broken"), "zip", data))
+
+
 def _account(session: Any, *, team_id: int, team_name: str, name: str) -> Account:
     suffix = uuid.uuid4().hex[:8]
     email = f"{name.split()[0].lower()}-{suffix}@example.test"
-    user = repo.create_user(session, email=email, name=name, password="pw-12345678")
+    password = f"pw-{uuid.uuid4().hex[:12]}"
+    user = repo.create_user(session, email=email, name=name, password=password)
     repo.add_member(session, team_id=team_id, user_id=user.id, role="admin")
     token, _ = repo.create_token(session, user_id=user.id, name="browser tests")
-    return Account(user.id, email, token, team_id, team_name)
+    return Account(user.id, email, password, token, team_id, team_name)
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +197,7 @@ def distillery(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebPlatform
     try:
         worker.wait_ready(timeout=120)
         archive = dataset_zip(tmp)
+        broken = broken_dataset_zip(tmp / "broken")
         weights = teacher_file(
             tmp / "teacher.safetensors", num_classes=dataset_categories(archive) + 1
         )
@@ -207,6 +225,7 @@ def distillery(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebPlatform
             other_job_id=other_job_id,
             other_job_name=other_job_name,
             dataset_zip=archive,
+            broken_zip=broken,
             teacher_id=response.json()["id"],
             worker=worker,
         )

@@ -38,15 +38,28 @@ def wait_api(distillery: WebPlatform, path: str, done: str, *, timeout: float) -
         time.sleep(0.5)
 
 
-def test_sign_in_with_a_token(page: Page, distillery: WebPlatform) -> None:
-    """A wrong token is refused in words; the right one opens the team's jobs."""
+def test_sign_in_with_a_token_or_a_password(page: Page, distillery: WebPlatform) -> None:
+    """A wrong token is refused in words; a password or the right token opens the jobs."""
     page.goto(f"{distillery.url}/")
-    expect(page.get_by_label("API token")).to_be_visible()
+    token_box = page.get_by_label("API token")
+    expect(token_box).to_be_visible()
     shot(page, "01-sign-in")
-    page.get_by_label("API token").fill("dst_not-a-real-token")
+    token_box.fill("dst_not-a-real-token")
     page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.locator("#login-error")).to_contain_text("not valid")
-    page.get_by_label("API token").fill(distillery.me.token)
+
+    page.get_by_text("Use email and password instead").click()
+    page.get_by_label("Email").fill(distillery.me.email)
+    page.get_by_label("Password").fill("wrong password")
+    page.get_by_role("button", name="Sign in with password").click()
+    expect(page.locator("#login-error")).to_contain_text("Email or password is wrong")
+    page.get_by_label("Password").fill(distillery.me.password)
+    page.get_by_role("button", name="Sign in with password").click()
+    expect(page.get_by_role("heading", name="Jobs", exact=True)).to_be_visible()
+    page.get_by_role("button", name="Sign out").click()
+    expect(token_box).to_be_visible()
+
+    token_box.fill(distillery.me.token)
     page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("heading", name="Jobs", exact=True)).to_be_visible()
     switcher = page.locator("#team-switcher")
@@ -60,6 +73,22 @@ def test_upload_dataset_and_see_statistics(page: Page, distillery: WebPlatform) 
     """Upload through the page with a progress bar; the worker validates; statistics show."""
     sign_in(page, distillery, "#/datasets")
     form = page.locator("#dataset-upload")
+    # A broken archive first: every error is listed under the file it is in.
+    form.get_by_label("Name").fill("broken-drones")
+    form.get_by_label("File").set_input_files(str(distillery.broken_zip))
+    form.get_by_role("button", name="Upload").click()
+    broken = page.locator("#datasets-table tbody tr", has_text="broken-drones")
+    expect(broken.locator(".badge")).to_have_text("Invalid", timeout=120_000)
+    broken.get_by_role("link", name="broken-drones").click()
+    errors = page.locator("#validation-errors")
+    expect(errors).to_contain_text("2 problems found")
+    expect(errors.locator("summary", has_text="annotations/instances_train.json")).to_be_visible()
+    expect(errors).to_contain_text("non-positive size")
+    expect(errors.locator("summary", has_text="images/train/")).to_be_visible()
+    expect(errors).to_contain_text("image file is missing")
+    shot(page, "03a-dataset-invalid")
+
+    page.get_by_role("link", name="Datasets").click()
     form.get_by_label("Name").fill("tiny-drones")
     form.get_by_label("File").set_input_files(str(distillery.dataset_zip))
     form.get_by_role("button", name="Upload").click()
@@ -119,7 +148,12 @@ def test_new_job_shows_errors_at_the_field_then_starts(page: Page, distillery: W
     )
     distillery.state["baseline_id"] = baseline["id"]
 
-    sign_in(page, distillery, "#/new")
+    sign_in(page, distillery, "#/teachers")
+    teacher_row = page.locator(f'#teachers-table tr[data-teacher-id="{distillery.teacher_id}"]')
+    expect(teacher_row.locator(".badge")).to_have_text("Ready")
+    shot(page, "05a-teachers")
+
+    page.get_by_role("link", name="New job").click()
     expect(page.get_by_role("heading", name="New job", exact=True)).to_be_visible()
     page.get_by_label("Name").fill("hkd tiny from the page")
     page.locator('select[name="data.dataset_id"]').select_option(str(dataset_id))
@@ -166,37 +200,41 @@ def test_new_job_shows_errors_at_the_field_then_starts(page: Page, distillery: W
     shot(page, "06-job-submitted")
 
 
-def test_jobs_list_updates_live_without_reload(page: Page, distillery: WebPlatform) -> None:
-    """The list follows the job from the queue to the end with no page load in between."""
+def test_progress_updates_live_without_reload(page: Page, distillery: WebPlatform) -> None:
+    """The list sees the job leave the queue; its page follows it to the end, same document."""
     job_id = distillery.need("job_id")
     sign_in(page, distillery, "#/jobs")
     row = page.locator(f'#jobs-table tr[data-job-id="{job_id}"]')
     expect(row).to_be_visible()
     first_state = row.get_attribute("data-state")
     page.evaluate("window.__sameDocument = true")
-    seen = {first_state}
+    if first_state == "queued":
+        expect(row).not_to_have_attribute("data-state", "queued", timeout=JOB_TIMEOUT_S * 1000)
+    if row.get_attribute("data-state") == "running":
+        expect(row.get_by_role("progressbar")).to_be_visible()
+        shot(page, "07-jobs-running")
+
+    # Into the job page by a link (no page load): the live stream carries it to the end.
+    row.get_by_role("link").first.click()
+    badge = page.locator("h1 .badge")
+    expect(badge).to_be_visible()
+    states = {badge.inner_text()}
     deadline = time.monotonic() + JOB_TIMEOUT_S
-    running_shot = False
-    while "succeeded" not in seen:
+    while "Succeeded" not in states:
         if time.monotonic() > deadline:
-            pytest.fail(
-                f"job {job_id} states seen: {seen}; worker log:\n{distillery.worker.log()[-3000:]}"
-            )
-        state = row.get_attribute("data-state")
-        seen.add(state)
-        if state == "running" and not running_shot:
-            running_shot = True
-            expect(row.get_by_role("progressbar")).to_be_visible()
-            shot(page, "07-jobs-running")
-        assert state not in ("failed", "canceled"), distillery.api("GET", f"/jobs/{job_id}")[
-            "error"
-        ]
+            log = distillery.worker.log()[-3000:]
+            pytest.fail(f"job {job_id} states seen: {states}; worker log:\n{log}")
+        states.add(badge.inner_text())
+        assert not states & {"Failed", "Canceled"}, distillery.api("GET", f"/jobs/{job_id}")
         page.wait_for_timeout(250)
-    assert len(seen) >= 2, seen  # it changed state on the open page
-    assert page.evaluate("window.__sameDocument === true")  # ...and the page was never reloaded
+    assert first_state != "succeeded" and len(states | {first_state}) >= 2, states
+    expect(page.locator('[data-chart="loss-total"] .chart-empty')).to_be_hidden()
+
+    page.get_by_role("link", name="Jobs", exact=True).click()
     metrics = distillery.api("GET", f"/jobs/{job_id}")["metrics"]
     expect(row.locator(".col-ap")).to_have_text(f"{metrics['student']['AP'] * 100:.1f}")
     expect(row.locator(".col-user")).to_have_text(distillery.me.email)
+    assert page.evaluate("window.__sameDocument === true")  # never reloaded on the way
     shot(page, "08-jobs-done")
 
 

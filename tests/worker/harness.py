@@ -268,6 +268,23 @@ def distill_spec(
     }
 
 
+def teacher_spec(dataset_id: int, *, epochs: int = 1, steps: int = 2) -> dict[str, Any]:
+    """A tiny teacher-training spec on a platform dataset."""
+    return {
+        "kind": "teacher",
+        "data": {"dataset_id": dataset_id, "image_size": IMAGE_SIZE, "batch_size": 2},
+        "teacher": {"arch": TEACHER_ARCH, "fpn_channels": TEACHER_FPN},
+        "schedule": {
+            "epochs": epochs,
+            "max_steps_per_epoch": steps,
+            "warmup_steps": 0,
+            "device": "cpu",
+            "amp": False,
+            "eval_every": 100,
+        },
+    }
+
+
 @dataclass
 class Seeded:
     """A team with a ready dataset and a ready teacher, made straight in the store."""
@@ -326,11 +343,26 @@ class Deployment:
 
     def start_worker(self, name: str = "w") -> WorkerProcess:
         """Start one more worker process and wait until it is ready."""
-        log_path = self.tmp / f"{name}-{len(self.workers)}.log"
-        worker = WorkerProcess(self.settings, log_path, name=name)
-        self.workers.append(worker)
-        worker.wait_ready()
+        (worker,) = self.start_workers(name, count=1)
         return worker
+
+    def start_workers(self, name: str = "w", *, count: int) -> list[WorkerProcess]:
+        """Start `count` worker processes at once and wait until all are ready."""
+        started = []
+        for _ in range(count):
+            log_path = self.tmp / f"{name}-{len(self.workers)}.log"
+            worker = WorkerProcess(self.settings, log_path, name=name)
+            self.workers.append(worker)
+            started.append(worker)
+        for worker in started:
+            worker.wait_ready()
+        return started
+
+    def holder_of(self, worker_id: str) -> WorkerProcess:
+        """The worker process whose pool child holds a lease (worker ids are host:pid:nonce)."""
+        pid = int(worker_id.split(":")[1])
+        group = os.getpgid(pid)
+        return next(w for w in self.workers if w.proc.pid == group)
 
     def close(self) -> None:
         """Stop every worker still running."""

@@ -84,7 +84,11 @@ export class LineChart {
         maintainAspectRatio: false,
         responsive: true,
         interaction: { mode: "nearest", axis: "x", intersect: false },
-        elements: { point: { radius: 0, hitRadius: 6 }, line: { borderWidth: 1.6, tension: 0 } },
+        // A series of one point would draw nothing without a marker.
+        elements: {
+          point: { radius: (ctx) => ((ctx.dataset?.data?.length ?? 0) <= 1 ? 3 : 0), hitRadius: 6 },
+          line: { borderWidth: 1.6, tension: 0 },
+        },
         scales: {
           x: { type: "linear", title: { display: true, text: opts.xLabel ?? "step" }, ticks: { maxTicksLimit: 8 } },
           y: {

@@ -92,6 +92,7 @@ async function route(): Promise<void> {
   const r = currentRoute();
   const section = r.path[0] ?? "jobs";
   if (section === "login" || !getToken()) {
+    document.title = "Sign in · Distillery";
     replace(app, renderLogin());
     return;
   }
@@ -107,6 +108,8 @@ async function route(): Promise<void> {
     replace(app, renderLogin());
     return;
   }
+  const titles: Record<string, string> = { jobs: "Jobs", new: "New job", datasets: "Datasets", teachers: "Teachers", compare: "Compare" };
+  document.title = `${titles[section] ?? "Distillery"} · Distillery`;
   const main = h("main", { id: "main", tabindex: "-1" });
   replace(app, shell(me, section === "new" ? "new" : section), main);
   const id = r.path[1] ? Number(r.path[1]) : null;

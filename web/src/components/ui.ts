@@ -30,7 +30,10 @@ export function jobFraction(job: Job): number {
 }
 
 /** A labelled progress bar (role=progressbar) with the percentage and optional ETA. */
-export function progressBar(fraction: number, opts: { eta?: number | null; label?: string } = {}): HTMLElement {
+export function progressBar(
+  fraction: number,
+  opts: { eta?: number | null; label?: string; stopped?: boolean; note?: string } = {},
+): HTMLElement {
   const pct = Math.round(fraction * 100);
   return h(
     "div",
@@ -46,13 +49,17 @@ export function progressBar(fraction: number, opts: { eta?: number | null; label
         "aria-label": opts.label ?? "Progress",
         "data-progress": pct,
       },
-      h("div", { class: "progress-fill", style: `width:${pct}%` }),
+      h("div", { class: opts.stopped ? "progress-fill stopped" : "progress-fill", style: `width:${pct}%` }),
     ),
     h(
       "span",
       { class: "progress-text" },
       `${pct}%`,
-      opts.eta !== undefined && opts.eta !== null ? h("span", { class: "eta" }, ` · ETA ${duration(opts.eta)}`) : null,
+      opts.note
+        ? h("span", { class: "eta" }, ` · ${opts.note}`)
+        : opts.eta !== undefined && opts.eta !== null
+          ? h("span", { class: "eta" }, ` · ETA ${duration(opts.eta)}`)
+          : null,
     ),
   );
 }

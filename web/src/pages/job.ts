@@ -48,7 +48,12 @@ function progressCard(job: Job): HTMLElement {
   }
   return card(
     "Progress",
-    progressBar(jobFraction(job), { eta: job.state === "running" ? p.eta_seconds : null, label: "Job progress" }),
+    progressBar(jobFraction(job), {
+      eta: job.state === "running" ? p.eta_seconds : null,
+      note: job.state === "running" && jobFraction(job) >= 1 ? "training done; exporting and evaluating" : undefined,
+      label: "Job progress",
+      stopped: job.state === "failed" || job.state === "canceled",
+    }),
     h(
       "div",
       { class: "stats", id: "job-progress-text" },
@@ -216,7 +221,8 @@ function logLine(e: JobEventRow): HTMLElement {
 /** The job page; returns its cleanup (closes the live stream, frees charts and pictures). */
 export function renderJob(main: HTMLElement, jobId: number): () => void {
   const abort = new AbortController();
-  const streamAbort = new AbortController();
+  let streamAbort = new AbortController();
+  let liveOn = false;
   abort.signal.addEventListener("abort", () => streamAbort.abort());
   let datasetLink: HTMLElement | null = null;
   const urls: string[] = [];
@@ -298,6 +304,7 @@ export function renderJob(main: HTMLElement, jobId: number): () => void {
 
   const renderState = () => {
     if (!job) return;
+    document.title = `#${job.id} ${job.name || job.kind} · ${job.state} · Distillery`;
     if (!isActive(job)) liveDot.textContent = "";
     renderHeader();
     replace(progressHost, isActive(job) || job.progress ? progressCard(job) : null);
@@ -414,6 +421,10 @@ export function renderJob(main: HTMLElement, jobId: number): () => void {
     renderState();
     if (wasActive && !isActive(job)) {
       await Promise.all([loadArtifacts(), loadSeries(), loadLogs()]);
+    } else if (!wasActive && isActive(job)) {
+      // Retried: follow the new attempt live.
+      await loadArtifacts();
+      startLive();
     }
   }
 
@@ -424,7 +435,8 @@ export function renderJob(main: HTMLElement, jobId: number): () => void {
       const prog = ((d.progress as Progress | undefined) ?? (d as Progress)) as Progress;
       job = { ...job, progress: prog, state: job.state === "queued" ? "running" : job.state };
       replace(progressHost, progressCard(job));
-      if (prog.step !== undefined && prog.losses) {
+      // Step 0 is "not started yet": nothing to plot.
+      if (prog.step && prog.losses) {
         for (const [name, value] of Object.entries(prog.losses)) curves?.add(name, prog.step, value);
         if (prog.lr !== undefined && prog.lr !== null) curves?.add("lr", prog.step, prog.lr);
         if (prog.images_per_sec) curves?.add("throughput", prog.step, prog.images_per_sec);
@@ -445,13 +457,19 @@ export function renderJob(main: HTMLElement, jobId: number): () => void {
     } else if (type === "state") {
       const state = String(d.state ?? "");
       // The stream ends after a terminal state; do not reconnect to it.
-      if (["succeeded", "failed", "canceled", "deleted"].includes(state)) streamAbort.abort();
+      if (["succeeded", "failed", "canceled", "deleted"].includes(state)) {
+        streamAbort.abort();
+        liveOn = false;
+        window.clearTimeout(pollTimer);
+      }
       void reload().catch(() => undefined);
     }
   };
 
-  const startLive = () => {
-    if (!job || !isActive(job)) return;
+  function startLive(): void {
+    if (!job || !isActive(job) || liveOn || abort.signal.aborted) return;
+    liveOn = true;
+    streamAbort = new AbortController();
     void streamEvents(`/jobs/${jobId}/events`, (e) => onEvent(e.type, e.data), streamAbort.signal, {
       onReconnect: () => void reload().catch(() => undefined),
       onStatus: (live) => {
@@ -471,11 +489,12 @@ export function renderJob(main: HTMLElement, jobId: number): () => void {
       if (job && isActive(job)) pollTimer = window.setTimeout(() => void poll(), streamLive ? 10_000 : 3000);
       else {
         liveDot.textContent = "";
-        abort.abort();
+        streamAbort.abort();
+        liveOn = false;
       }
     };
     pollTimer = window.setTimeout(() => void poll(), 3000);
-  };
+  }
 
   (async () => {
     try {

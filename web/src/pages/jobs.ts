@@ -41,13 +41,18 @@ function jobRow(job: Job, lookups: Lookups, selected: Set<number>, onSelect: () 
       "td",
       { class: "col-progress" },
       running
-        ? progressBar(jobFraction(job), { eta: job.state === "running" ? job.progress?.eta_seconds : null, label: `Progress of job ${job.id}` })
+        ? progressBar(jobFraction(job), {
+            eta: job.state === "running" ? job.progress?.eta_seconds : null,
+            // Training done, the job still runs: export and evaluation.
+            note: job.state === "running" && jobFraction(job) >= 1 ? "evaluating" : undefined,
+            label: `Progress of job ${job.id}`,
+          })
         : h("span", { class: "muted" }, jobDuration(job)),
     ),
     h("td", { class: "col-dataset" }, dataset ? h("a", { href: `#/datasets/${dataset.id}` }, dataset.name) : job.dataset_id ? `#${job.dataset_id}` : "—"),
     h("td", { class: "col-teacher" }, teacher ? teacher.name : archLabel(job.spec?.teacher?.arch as string | undefined)),
     h("td", { class: "col-student" }, archLabel(job.spec?.student?.arch as string | undefined)),
-    h("td", { class: "col-user" }, job.creator_email ?? "—"),
+    h("td", { class: "col-user", title: job.creator_email ?? "" }, h("span", { class: "ellipsis" }, job.creator_email ?? "—")),
     h("td", { class: "col-created", title: fullTime(job.created_at) }, relativeTime(job.created_at)),
     h("td", { class: "num col-ap" }, ap(m?.AP)),
     h("td", { class: "num col-aps" }, ap(m?.AP_small)),
@@ -243,7 +248,8 @@ export function renderJobs(main: HTMLElement, query: URLSearchParams): () => voi
       live.className = "live off";
       if (!rows.size) replace(message, errorState((err as Error).message, () => void refresh()));
     }
-    if (!stopped) timer = window.setTimeout(() => void refresh(), POLL_MS);
+    // A hidden tab asks less often; the list catches up as soon as it is looked at again.
+    if (!stopped) timer = window.setTimeout(() => void refresh(), document.hidden ? POLL_MS * 5 : POLL_MS);
   };
 
   void loadLookups().then((l) => {

@@ -15,7 +15,7 @@ export function renderTeachers(main: HTMLElement): () => void {
   let stopped = false;
   const list = h("div", null, loading());
   const name = h("input", { type: "text", name: "name", required: true, maxlength: 200, placeholder: "e.g. r50-visdrone" });
-  const arch = h("select", { name: "arch" }, TEACHER_ARCHS.map((a) => h("option", { value: a }, `${archLabel(a)} — ${a}`)));
+  const arch = h("select", { name: "arch" }, TEACHER_ARCHS.map((a) => h("option", { value: a, title: a }, archLabel(a))));
   const channels = h("input", { type: "number", name: "fpn_channels", value: 256, min: 8, max: 1024, step: 1 });
   const wrap = (label: string, control: HTMLElement, key: string, hint?: string) => {
     const f = field(label, control, { hint });

@@ -1,0 +1,68 @@
+"""`distillery serve`: migrations, the API and an embedded worker, all stopped by Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.worker.harness import REPO_ROOT, free_port, wait_for
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found.extend(int(child) for child in text)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_serve_runs_api_and_worker_and_stops_both_on_ctrl_c(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DISTILLERY_DATA_DIR": str(tmp_path / "data"),
+        "DISTILLERY_JOB_QUEUE": f"gpu-serve-{port}",
+    }
+    for name in ("DISTILLERY_DATABASE_URL", "DISTILLERY_BROKER_URL", "DISTILLERY_BLOB_BACKEND"):
+        env.pop(name, None)
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--log-level", "info"],
+        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        def healthy() -> bool:
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(healthy, timeout=120, what="the API")
+        # Migrations ran against the embedded SQLite file in the data folder.
+        assert (tmp_path / "data" / "distillery.db").is_file()
+        workers = _children(proc.pid)
+        assert workers and all(_alive(pid) for pid in workers)
+        wait_for(lambda: "ready." in (tmp_path / "serve.log").read_text(), timeout=120,
+                 what="the embedded worker")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+        assert not any(_alive(pid) for pid in workers)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
