@@ -1,32 +1,9 @@
-"""Wall-clock timing of repeated calls and percentiles of the samples."""
+"""Percentiles of timing samples."""
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Sequence
-
-
-def time_calls(
-    fn: Callable[[], object],
-    *,
-    warmup: int,
-    repeats: int,
-    sync: Callable[[], None] | None = None,
-) -> list[float]:
-    """Seconds per call of `fn` over `repeats` calls after `warmup` untimed ones."""
-    for _ in range(warmup):
-        fn()
-    if sync is not None:
-        sync()
-    samples: list[float] = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        if sync is not None:  # CUDA work is asynchronous: wait for it inside the timed span
-            sync()
-        samples.append(time.perf_counter() - start)
-    return samples
+from collections.abc import Sequence
 
 
 def percentile(samples: Sequence[float], q: float) -> float:

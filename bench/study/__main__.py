@@ -21,7 +21,13 @@ from bench.machine import machine_info, set_threads
 from bench.study.data import build_benchmark, export_voc, split_counts
 from bench.study.plan import SCALES, TEACHER, plan_runs
 from bench.study.report import StudyContext, render_report
-from bench.study.runner import RunRecord, StudyRunner, teacher_weights
+from bench.study.runner import (
+    RunRecord,
+    StudyRunner,
+    runs_root,
+    student_weights,
+    teacher_weights,
+)
 
 log = logging.getLogger("bench.study")
 
@@ -51,11 +57,12 @@ def _pictures(args: argparse.Namespace, out: Path, data: dict[str, Path]) -> lis
 
     scale = SCALES[args.scale]
     seed = scale.seeds[0]
-    students = {}
-    for variant, label in (("no_kd", "no KD"), ("hierarchical", "HKD")):
-        folder = out / "runs" / "coco" / variant / f"seed{seed}" / "job"
-        students[label] = folder / "student.safetensors"
-    teacher = teacher_weights(out, "coco", scale.data_seed)
+    root = runs_root(out, args.split)
+    students = {
+        label: student_weights(root, "coco", variant, seed)
+        for variant, label in (("no_kd", "no KD"), ("hierarchical", "HKD"))
+    }
+    teacher = teacher_weights(root, "coco", scale.data_seed)
     if not teacher.is_file() or not all(p.is_file() for p in students.values()):
         log.warning("attention pictures skipped: a trained model is missing")
         return []
@@ -112,6 +119,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             scores.get("AP_small"),
             f" (FAILED: {record.error})" if record.error else "",
         )
+        trained = [r.seconds for r in records if r.variant != TEACHER and r.seconds > 1.0]
+        if trained:
+            left = sum(1 for r in runs[index:] if r.variant != TEACHER)
+            eta = left * sum(trained) / len(trained) / 60
+            log.info("about %.0f min of student runs left (teachers not counted)", eta)
     pictures = [] if args.no_pictures else _pictures(args, out, data)
     ctx = StudyContext(
         scale=scale,
@@ -123,7 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         split=args.split,
     )
     summary = {"records": [asdict(r) for r in records], "machine": ctx.machine}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+    (runs_root(out, args.split) / "summary.json").write_text(
+        json.dumps(summary, indent=2, sort_keys=True)
+    )
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(render_report(records, ctx, args.report), encoding="utf-8")
     failed = [r.key for r in records if not r.ok]

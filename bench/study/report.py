@@ -276,8 +276,9 @@ def voc_table(records: Sequence[RunRecord], ctx: StudyContext) -> list[str]:
         "",
         _provenance(ctx) + f" Seeds {list(seeds)}.",
         "",
-        "The test benchmark exported with `core.data.voc.write_voc` and read back by the VOC "
-        "loader (categories sorted by name, so the VOC track trains its own teacher).",
+        "The same benchmark (every split) exported with `core.data.voc.write_voc` and read back "
+        "by the VOC loader; VOC categories are sorted by name, so the VOC track trains its own "
+        "teacher.",
         "",
         "| variant | AP (COCO) | AP (VOC) | AP_small (COCO) | AP_small (VOC) |",
         "|---|---|---|---|---|",

@@ -64,14 +64,24 @@ class RunRecord:
         path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True), encoding="utf-8")
 
 
-def run_folder(out: Path, run: StudyRun) -> Path:
-    """Where one run's outputs live: `out/runs/<track>/<variant>/seed<k>`."""
-    return out / "runs" / run.key
+def runs_root(out: Path, split: str) -> Path:
+    """Folder of the runs scored on `split`: `out/runs` for test, `out/runs-val` for val."""
+    return out / ("runs" if split == "test" else f"runs-{split}")
 
 
-def teacher_weights(out: Path, track: str, seed: int) -> Path:
+def run_folder(root: Path, run: StudyRun) -> Path:
+    """Where one run's outputs live: `<root>/<track>/<variant>/seed<k>`."""
+    return root / run.key
+
+
+def student_weights(root: Path, track: str, variant: str, seed: int) -> Path:
+    """The trained student of one run."""
+    return root / track / variant / f"seed{seed}" / "job" / "student.safetensors"
+
+
+def teacher_weights(root: Path, track: str, seed: int) -> Path:
     """The trained teacher of a track."""
-    return out / "runs" / track / TEACHER / f"seed{seed}" / "job" / "teacher.safetensors"
+    return root / track / TEACHER / f"seed{seed}" / "job" / "teacher.safetensors"
 
 
 class StudyRunner:
@@ -91,7 +101,7 @@ class StudyRunner:
 
             run_job = core_run_job
         self.scale = scale
-        self.out = out
+        self.root = runs_root(out, split)
         self.data = data
         self.split = split
         self._run_job = run_job
@@ -103,12 +113,12 @@ class StudyRunner:
         data = self.data[run.track]
         if run.variant == TEACHER:
             return teacher_spec(self.scale, run, data, eval_split=self.split)
-        weights = teacher_weights(self.out, run.track, self.scale.data_seed)
+        weights = teacher_weights(self.root, run.track, self.scale.data_seed)
         return student_spec(self.scale, run, data, weights, eval_split=self.split)
 
     def execute(self, run: StudyRun) -> RunRecord:
         """Run one job, or return its cached record when its spec is unchanged."""
-        folder = run_folder(self.out, run)
+        folder = run_folder(self.root, run)
         spec = self.spec(run)
         record_path = folder / "record.json"
         if record_path.is_file():

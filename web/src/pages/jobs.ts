@@ -100,7 +100,7 @@ export function renderJobs(main: HTMLElement, query: URLSearchParams): () => voi
   const search = h("input", {
     type: "search",
     id: "job-search",
-    placeholder: "Search name, teacher, student…",
+    placeholder: "Search by job name…",
     "aria-label": "Search jobs",
     value: q,
     oninput: (e: Event) => {

@@ -3,7 +3,7 @@ import { ApiError, get, post, type FieldError } from "../api";
 import { field, h, replace } from "../dom";
 import { archLabel } from "../format";
 import { navigate } from "../router";
-import { LEVELS, PRESETS, STUDENT_ARCHS, TEACHER_ARCHS, TERMS, applyPreset, defaultDistill, defaultSpec, detectPreset, getPath, setPath, type Preset } from "../spec";
+import { LEVELS, PRESETS, STUDENT_ARCHS, TEACHER_ARCHS, TERMS, applyPreset, defaultDistill, defaultSpec, detectPreset, getPath, setPath } from "../spec";
 import type { Dataset, DistillSpec, Job, JobSpec, ListOf, Teacher } from "../types";
 import { card, emptyState, errorState, loading, pageHeader, toast } from "../components/ui";
 
@@ -405,4 +405,3 @@ function build(main: HTMLElement, datasets: Dataset[], teachers: Teacher[], sour
   replace(main, pageHeader(source ? `New job from #${source.id}` : "New job", "Choose the data and models, the distillation weights and the schedule."), form);
 }
 
-export type { Preset };
