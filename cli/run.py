@@ -53,16 +53,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     demo.add_argument("--preset", choices=("quick", "full"), default="quick")
     demo.add_argument("--out", type=Path, default=None, help="output folder (default runs/demo-*)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
-    _add_threads(demo)
+    # Measured on a shared 2-core machine: two torch threads under load spin against other
+    # processes and ran the quick demo several times slower than one thread did.
+    _add_threads(demo, default=1)
     demo.set_defaults(handler=_demo)
 
 
-def _add_threads(parser: argparse.ArgumentParser) -> None:
+def _add_threads(parser: argparse.ArgumentParser, *, default: int | None = None) -> None:
+    chosen = "torch's choice" if default is None else str(default)
     parser.add_argument(
         "--threads",
         type=int,
-        default=None,
-        help="torch CPU threads (default: torch's choice; 1 helps on a busy shared machine)",
+        default=default,
+        help=f"torch CPU threads (default: {chosen}; 1 helps on a busy shared machine)",
     )
 
 

@@ -204,24 +204,34 @@ def _demo_safely(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _default_teacher(settings: Settings) -> Path | None:
-    # Where `distillery demo` leaves its trained teacher, if it ran in this data folder.
+    # Where `distillery demo` leaves its trained teacher (runs/demo-<preset>/teacher/).
     for candidate in (
+        Path("runs") / "demo-quick" / "teacher" / "teacher.safetensors",
+        Path("runs") / "demo-full" / "teacher" / "teacher.safetensors",
         settings.data_dir / "demo" / "teacher.safetensors",
-        settings.data_dir / "demo" / "teacher" / "teacher.safetensors",
     ):
         if candidate.is_file():
             return candidate
     return None
 
 
-def _safetensors_metadata(path: Path) -> dict[str, str]:
-    # Read with NumPy: the API process never loads torch.
+def _safetensors_metadata(path: Path) -> dict[str, Any]:
+    # Read with NumPy: the API process never loads torch. Values are JSON where they can be.
     if path.suffix != ".safetensors":
         return {}
+    import json
+
     from safetensors import safe_open
 
     with safe_open(str(path), framework="np") as handle:
-        return dict(handle.metadata() or {})
+        raw = dict(handle.metadata() or {})
+    meta: dict[str, Any] = {}
+    for key, value in raw.items():
+        try:
+            meta[key] = json.loads(value)
+        except ValueError:
+            meta[key] = value
+    return meta
 
 
 def _wait_for_status(read: Any, *, timeout: float = 600.0) -> str:
@@ -312,8 +322,8 @@ def seed_demo(
     if teacher_id is None and teacher is not None:
         # A teacher exported by core names its architecture in its metadata.
         meta = _safetensors_metadata(teacher)
-        teacher_arch = meta.get("arch", teacher_arch)
-        if teacher_fpn_channels is None and str(meta.get("fpn_channels", "")).isdigit():
+        teacher_arch = str(meta.get("arch", teacher_arch))
+        if teacher_fpn_channels is None and isinstance(meta.get("fpn_channels"), int):
             teacher_fpn_channels = int(meta["fpn_channels"])
         key = f"teachers/demo/{teacher.name}"
         blobs.put_file(key, teacher)

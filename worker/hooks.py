@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from core.engine.hooks import HookBase, TrainingCanceled
+from core.engine.trainer import TrainerState
 from store import repositories as repo
 from store.db import session_scope
 from worker.context import WorkerContext
@@ -40,32 +41,23 @@ class DbMetricSink:
         return points
 
 
-def progress_of(state: Any) -> dict[str, Any]:
+def _finite(value: float | None) -> float:
+    number = float(value or 0.0)
+    return number if math.isfinite(number) else 0.0
+
+
+def progress_of(state: TrainerState) -> dict[str, Any]:
     """The JSON progress of a trainer state, as JobPublic.progress shows it."""
-
-    def number(name: str, default: float = 0.0) -> float:
-        value = getattr(state, name, default)
-        try:
-            value = float(value if value is not None else default)
-        except (TypeError, ValueError):
-            return default
-        return value if math.isfinite(value) else default
-
-    losses = {
-        name: float(value)
-        for name, value in dict(getattr(state, "losses", {}) or {}).items()
-        if math.isfinite(float(value))
-    }
     return {
-        "stage": str(getattr(state, "stage", "")),
-        "epoch": int(number("epoch")),
-        "epochs": int(number("epochs")),
-        "step": int(number("step")),
-        "total_steps": int(number("total_steps")),
-        "eta_seconds": number("eta_seconds"),
-        "images_per_sec": number("images_per_sec"),
-        "lr": number("lr"),
-        "losses": losses,
+        "stage": state.stage,
+        "epoch": state.epoch,
+        "epochs": state.epochs,
+        "step": state.step,
+        "total_steps": state.total_steps,
+        "eta_seconds": _finite(state.eta_seconds),
+        "images_per_sec": _finite(state.images_per_sec),
+        "lr": _finite(state.lr),
+        "losses": {k: float(v) for k, v in state.losses.items() if math.isfinite(float(v))},
     }
 
 
@@ -138,9 +130,8 @@ class JobProgressHook(HookBase):
     def after_epoch(self) -> None:
         """Write progress and a line for the finished epoch."""
         state = self.trainer.state
-        total = getattr(state, "loss_total", None)
-        loss = f", loss {float(total):.4f}" if isinstance(total, int | float) else ""
-        self.flush(message=f"{state.stage}: epoch {state.epoch}/{state.epochs} done{loss}")
+        done = f"{state.stage}: epoch {state.epoch}/{state.epochs} done"
+        self.flush(message=f"{done}, loss {state.loss_total:.4f}")
 
     def after_train(self) -> None:
         """Write what is left in the buffer (also when training ends by an exception)."""
@@ -166,8 +157,7 @@ class CheckpointUploader:
         """Upload `path` and point the job row at it."""
         self.ctx.blobs.put_file(self.key, path)
         self.uploads += 1
-        trainer = getattr(self.progress, "trainer", None)
-        epoch = getattr(getattr(trainer, "state", None), "epoch", None)
+        epoch = self.progress.trainer.state.epoch
         with session_scope(self.ctx.sessions) as session:
             if not repo.set_checkpoint(
                 session, job_id=self.job_id, worker_id=self.ctx.worker_id, key=self.key

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from sqlalchemy import select
+
 from core.engine.checkpoint import load_checkpoint
 from core.engine.hooks import HookBase, MetricSinkHook, TrainingCanceled
 from core.engine.jobs import run_job as run_core_job
@@ -228,20 +230,21 @@ def _num_classes(metrics: dict[str, Any], statistics: dict[str, Any] | None) -> 
 
 
 def _register_teacher(
-    ctx: WorkerContext, job: ClaimedJob, spec: JobSpec, out: Path, artifacts: list[Any],
+    ctx: WorkerContext,
+    job: ClaimedJob,
+    spec: JobSpec,
+    artifacts: list[Any],
     metrics: dict[str, Any],
 ) -> None:
     """A teacher job's weights become a ready Teacher row, usable for distillation."""
-    weights = next(
-        (Path(a.path) for a in artifacts if a.kind == "teacher_safetensors"), None
-    )
+    weights = next((Path(a.path) for a in artifacts if a.kind == "teacher_safetensors"), None)
     if weights is None or spec.teacher is None or not weights.is_file():
         raise RuntimeError("the teacher job produced no teacher_safetensors artifact")
     key = f"teachers/job-{job.id}/{weights.name}"
     ctx.blobs.put_file(key, weights)
     with session_scope(ctx.sessions) as session:
-        existing = session.query(Teacher).filter(Teacher.source_job_id == job.id).first()
-        if existing is not None:
+        # Idempotent: a re-run of the same job does not register a second teacher.
+        if session.scalar(select(Teacher.id).where(Teacher.source_job_id == job.id)):
             return
         dataset = repo.dataset_by_id(session, dataset_id=spec.data.dataset_id or 0)
         teacher = repo.create_teacher(
@@ -281,7 +284,7 @@ def _run_claimed(
     upload_artifacts(ctx, job, out, list(result.artifacts))
     metrics = dict(result.metrics)
     if job.kind == "teacher":
-        _register_teacher(ctx, job, spec, out, list(result.artifacts), metrics)
+        _register_teacher(ctx, job, spec, list(result.artifacts), metrics)
     with session_scope(ctx.sessions) as session:
         finished = repo.finish_job(
             session, job_id=job.id, worker_id=ctx.worker_id, state="succeeded", metrics=metrics

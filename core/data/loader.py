@@ -174,6 +174,12 @@ class DetectionDataset(Dataset[Sample]):
             if ann.get("category_id") in cat_id_to_label:
                 self._anns[int(ann["image_id"])].append(ann)
         self._rng: np.random.Generator | None = None
+        self._epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Restart the augmentation stream from (seed, epoch), so a resumed run sees the same."""
+        self._epoch = epoch
+        self._rng = None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -183,7 +189,8 @@ class DetectionDataset(Dataset[Sample]):
         # generator every epoch; in the main process the dataset's own stream continues.
         if self._rng is None:
             info = torch.utils.data.get_worker_info()
-            self._rng = np.random.default_rng([self.seed, info.seed if info else 0])
+            worker_seed = info.seed % 2**32 if info else 0
+            self._rng = np.random.default_rng([self.seed, self._epoch, worker_seed])
         return self._rng
 
     def load(self, index: int) -> tuple[Image.Image, np.ndarray, np.ndarray, tuple[int, int]]:

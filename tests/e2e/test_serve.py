@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.worker.harness import REPO_ROOT, free_port, wait_for
+from tests.worker.harness import free_port, wait_for
 
 
 def _children(pid: int) -> list[int]:
@@ -29,7 +30,9 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_serve_runs_api_and_worker_and_stops_both_on_ctrl_c(tmp_path: Path) -> None:
+def test_serve_runs_api_and_worker_seeds_a_demo_and_stops_both_on_ctrl_c(
+    tmp_path: Path,
+) -> None:
     port = free_port()
     env = {
         **os.environ,
@@ -39,9 +42,11 @@ def test_serve_runs_api_and_worker_and_stops_both_on_ctrl_c(tmp_path: Path) -> N
     for name in ("DISTILLERY_DATABASE_URL", "DISTILLERY_BROKER_URL", "DISTILLERY_BLOB_BACKEND"):
         env.pop(name, None)
     log = (tmp_path / "serve.log").open("wb")
+    command = [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--demo"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--log-level", "info"],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        command,
+        # Away from the repository: no runs/demo-*/teacher there, so the demo trains a teacher.
+        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     try:
         def healthy() -> bool:
@@ -58,6 +63,24 @@ def test_serve_runs_api_and_worker_and_stops_both_on_ctrl_c(tmp_path: Path) -> N
         assert workers and all(_alive(pid) for pid in workers)
         wait_for(lambda: "ready." in (tmp_path / "serve.log").read_text(), timeout=120,
                  what="the embedded worker")
+
+        # The demo: a token that works, a validated synthetic dataset and a queued job.
+        queued = wait_for(
+            lambda: re.search(r"demo: queued job (\d+)", (tmp_path / "serve.log").read_text()),
+            timeout=180, what="the demo job",
+        )
+        token = re.search(r"API token (dst_\S+)", (tmp_path / "serve.log").read_text())
+        assert token is not None
+        api = f"http://127.0.0.1:{port}/api/v1"
+        headers = {"Authorization": f"Bearer {token.group(1)}"}
+        datasets = httpx.get(f"{api}/datasets", headers=headers, timeout=10).json()["data"]
+        assert [d["status"] for d in datasets] == ["ready"]
+        job_id = int(queued.group(1))
+        job = httpx.get(f"{api}/jobs/{job_id}", headers=headers, timeout=10).json()
+        assert job["kind"] == "teacher" and job["dataset_id"] == datasets[0]["id"]
+        # Canceled first, so that the worker's warm shutdown has nothing to wait for.
+        httpx.post(f"{api}/jobs/{job_id}/cancel", headers=headers, timeout=10)
+
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
         assert not any(_alive(pid) for pid in workers)

@@ -370,12 +370,12 @@ class Deployment:
             worker.kill()
 
 
-def deployment_params() -> list[Any]:
+def deployment_params(*, team_slow: bool = False) -> list[Any]:
     """pytest params of the two deployments (`team` marked for Postgres and Redis)."""
-    return [
-        "embedded",
-        pytest.param("team", marks=[pytest.mark.postgres, pytest.mark.redis]),
-    ]
+    marks = [pytest.mark.postgres, pytest.mark.redis]
+    if team_slow:
+        marks.append(pytest.mark.slow)
+    return ["embedded", pytest.param("team", marks=marks)]
 
 
 def open_deployment(

@@ -24,7 +24,9 @@ from worker.context import build_context
 LEASE_SECONDS = 3
 
 
-@pytest.fixture(params=deployment_params())
+# The embedded variant runs by default; the team one (same reaper path, Redis keeps the dead
+# worker's message unacked) is marked slow to keep the suite within its time budget.
+@pytest.fixture(params=deployment_params(team_slow=True))
 def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
     """A deployment with a short lease, so that a dead worker's job is re-queued quickly."""
     yield from open_deployment(
