@@ -273,114 +273,116 @@ def seed_demo(
     blobs = make_blob_store(settings)
     app = make_celery(settings)
     made: dict[str, Any] = {}
-    teacher = teacher or _default_teacher(settings)
-    with session_scope(sessions) as session:
-        team = repo.get_team_by_name(session, name=DEMO_TEAM) or repo.create_team(
-            session, name=DEMO_TEAM
-        )
-        user = repo.get_user_by_email(session, email=DEMO_EMAIL)
-        if user is None:
-            user = repo.create_user(
-                session, email=DEMO_EMAIL, name="Demo admin", password=DEMO_PASSWORD
+    try:
+        teacher = teacher or _default_teacher(settings)
+        with session_scope(sessions) as session:
+            team = repo.get_team_by_name(session, name=DEMO_TEAM) or repo.create_team(
+                session, name=DEMO_TEAM
             )
-        repo.add_member(session, team_id=team.id, user_id=user.id, role="admin")
-        token, _ = repo.create_token(session, user_id=user.id, name="demo")
-        team_id, user_id = team.id, user.id
-        dataset = session.query(Dataset).filter_by(team_id=team_id, name=DEMO_DATASET).first()
-        dataset_id = dataset.id if dataset is not None else None
-        existing_teacher = session.query(Teacher).filter_by(
-            team_id=team_id, name=DEMO_TEACHER
-        ).first()
-        teacher_id = existing_teacher.id if existing_teacher is not None else None
-    print(
-        f"demo: team {DEMO_TEAM!r}, user {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
-        f"demo: API token {token}\n"
-        f"demo: try  DISTILLERY_SERVER={server} DISTILLERY_TOKEN={token} distillery jobs",
-        file=sys.stderr,
-    )
-    made["token"] = token
-    if dataset_id is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = generate_synthetic(Path(tmp) / "data", images=60, size=160, seed=0)
-            archive = Path(shutil.make_archive(str(Path(tmp) / "demo"), "zip", folder))
-            digest = hashlib.sha256(archive.read_bytes()).hexdigest()
-            key = f"datasets/demo/{digest[:16]}.zip"
-            blobs.put_file(key, archive)
+            user = repo.get_user_by_email(session, email=DEMO_EMAIL)
+            if user is None:
+                user = repo.create_user(
+                    session, email=DEMO_EMAIL, name="Demo admin", password=DEMO_PASSWORD
+                )
+            repo.add_member(session, team_id=team.id, user_id=user.id, role="admin")
+            token, _ = repo.create_token(session, user_id=user.id, name="demo")
+            team_id, user_id = team.id, user.id
+            dataset = session.query(Dataset).filter_by(team_id=team_id, name=DEMO_DATASET).first()
+            dataset_id = dataset.id if dataset is not None else None
+            existing_teacher = session.query(Teacher).filter_by(
+                team_id=team_id, name=DEMO_TEACHER
+            ).first()
+            teacher_id = existing_teacher.id if existing_teacher is not None else None
+        print(
+            f"demo: team {DEMO_TEAM!r}, user {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
+            f"demo: API token {token}\n"
+            f"demo: try  DISTILLERY_SERVER={server} DISTILLERY_TOKEN={token} distillery jobs",
+            file=sys.stderr,
+        )
+        made["token"] = token
+        if dataset_id is None:
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = generate_synthetic(Path(tmp) / "data", images=60, size=160, seed=0)
+                archive = Path(shutil.make_archive(str(Path(tmp) / "demo"), "zip", folder))
+                digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+                key = f"datasets/demo/{digest[:16]}.zip"
+                blobs.put_file(key, archive)
+                with session_scope(sessions) as session:
+                    dataset_id = repo.create_dataset(
+                        session,
+                        team_id=team_id,
+                        created_by=user_id,
+                        name=DEMO_DATASET,
+                        archive_key=key,
+                        format="coco",
+                        size_bytes=archive.stat().st_size,
+                        sha256=digest,
+                    ).id
+            app.send_task(TASK_VALIDATE_DATASET, args=[dataset_id], queue="default")
+        made["dataset_id"] = dataset_id
+        if teacher_id is None and teacher is not None:
+            # A teacher exported by core names its architecture in its metadata.
+            meta = _safetensors_metadata(teacher)
+            teacher_arch = str(meta.get("arch", teacher_arch))
+            if teacher_fpn_channels is None and isinstance(meta.get("fpn_channels"), int):
+                teacher_fpn_channels = int(meta["fpn_channels"])
+            key = f"teachers/demo/{teacher.name}"
+            blobs.put_file(key, teacher)
             with session_scope(sessions) as session:
-                dataset_id = repo.create_dataset(
+                teacher_id = repo.create_teacher(
                     session,
                     team_id=team_id,
                     created_by=user_id,
-                    name=DEMO_DATASET,
-                    archive_key=key,
-                    format="coco",
-                    size_bytes=archive.stat().st_size,
-                    sha256=digest,
+                    name=DEMO_TEACHER,
+                    arch=teacher_arch,
+                    checkpoint_key=key,
+                    fpn_channels=teacher_fpn_channels or 256,
+                    size_bytes=teacher.stat().st_size,
+                    sha256=hashlib.sha256(teacher.read_bytes()).hexdigest(),
                 ).id
-        app.send_task(TASK_VALIDATE_DATASET, args=[dataset_id], queue="default")
-    made["dataset_id"] = dataset_id
-    if teacher_id is None and teacher is not None:
-        # A teacher exported by core names its architecture in its metadata.
-        meta = _safetensors_metadata(teacher)
-        teacher_arch = str(meta.get("arch", teacher_arch))
-        if teacher_fpn_channels is None and isinstance(meta.get("fpn_channels"), int):
-            teacher_fpn_channels = int(meta["fpn_channels"])
-        key = f"teachers/demo/{teacher.name}"
-        blobs.put_file(key, teacher)
+            app.send_task(TASK_VALIDATE_TEACHER, args=[teacher_id], queue="default")
+        made["teacher_id"] = teacher_id
+
+        def status_of(model: Any, row_id: int) -> str:
+            with session_scope(sessions) as session:
+                row = session.get(model, row_id)
+                return "missing" if row is None else str(row.status)
+
+        if _wait_for_status(lambda: status_of(Dataset, dataset_id)) != "ready":
+            print("demo: the demo dataset is not ready; no job queued", file=sys.stderr)
+            return made
+        teacher_ready = teacher_id is not None and (
+            _wait_for_status(lambda: status_of(Teacher, teacher_id)) == "ready"
+        )
+        spec = demo_spec(dataset_id=dataset_id, teacher_id=teacher_id if teacher_ready else None)
         with session_scope(sessions) as session:
-            teacher_id = repo.create_teacher(
+            queued = session.query(Job).filter(
+                Job.team_id == team_id, Job.name == spec["name"]
+            ).first()
+            if queued is not None:
+                made["job_id"] = queued.id
+                return made
+            from core.spec import JobSpec
+
+            job = repo.create_job(
                 session,
                 team_id=team_id,
                 created_by=user_id,
-                name=DEMO_TEACHER,
-                arch=teacher_arch,
-                checkpoint_key=key,
-                fpn_channels=teacher_fpn_channels or 256,
-                size_bytes=teacher.stat().st_size,
-                sha256=hashlib.sha256(teacher.read_bytes()).hexdigest(),
-            ).id
-        app.send_task(TASK_VALIDATE_TEACHER, args=[teacher_id], queue="default")
-    made["teacher_id"] = teacher_id
-
-    def status_of(model: Any, row_id: int) -> str:
-        with session_scope(sessions) as session:
-            row = session.get(model, row_id)
-            return "missing" if row is None else str(row.status)
-
-    if _wait_for_status(lambda: status_of(Dataset, dataset_id)) != "ready":
-        print("demo: the demo dataset is not ready; no job queued", file=sys.stderr)
+                kind=spec["kind"],
+                spec=spec,
+                spec_hash=JobSpec.model_validate(spec).spec_hash(),
+                name=spec["name"],
+                dataset_id=dataset_id,
+                teacher_id=teacher_id if teacher_ready else None,
+                max_attempts=settings.max_attempts,
+            )
+            job_id = job.id
+        app.send_task(TASK_RUN_JOB, args=[job_id], queue=settings.job_queue)
+        print(f"demo: queued job {job_id} ({spec['kind']}); open {server}", file=sys.stderr)
+        made["job_id"] = job_id
         return made
-    teacher_ready = teacher_id is not None and (
-        _wait_for_status(lambda: status_of(Teacher, teacher_id)) == "ready"
-    )
-    spec = demo_spec(dataset_id=dataset_id, teacher_id=teacher_id if teacher_ready else None)
-    with session_scope(sessions) as session:
-        queued = session.query(Job).filter(
-            Job.team_id == team_id, Job.name == spec["name"]
-        ).first()
-        if queued is not None:
-            made["job_id"] = queued.id
-            return made
-        from core.spec import JobSpec
-
-        job = repo.create_job(
-            session,
-            team_id=team_id,
-            created_by=user_id,
-            kind=spec["kind"],
-            spec=spec,
-            spec_hash=JobSpec.model_validate(spec).spec_hash(),
-            name=spec["name"],
-            dataset_id=dataset_id,
-            teacher_id=teacher_id if teacher_ready else None,
-            max_attempts=settings.max_attempts,
-        )
-        job_id = job.id
-    app.send_task(TASK_RUN_JOB, args=[job_id], queue=settings.job_queue)
-    print(f"demo: queued job {job_id} ({spec['kind']}); open {server}", file=sys.stderr)
-    made["job_id"] = job_id
-    engine.dispose()
-    return made
+    finally:
+        engine.dispose()
 
 
 def demo_spec(*, dataset_id: int, teacher_id: int | None) -> dict[str, Any]:

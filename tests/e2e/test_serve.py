@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -48,6 +49,7 @@ def test_serve_runs_api_and_worker_seeds_a_demo_and_stops_both_on_ctrl_c(
         # Away from the repository: no runs/demo-*/teacher there, so the demo trains a teacher.
         cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
+    workers: list[int] = []
     try:
         def healthy() -> bool:
             assert proc.poll() is None, (tmp_path / "serve.log").read_text()
@@ -59,7 +61,7 @@ def test_serve_runs_api_and_worker_seeds_a_demo_and_stops_both_on_ctrl_c(
         wait_for(healthy, timeout=120, what="the API")
         # Migrations ran against the embedded SQLite file in the data folder.
         assert (tmp_path / "data" / "distillery.db").is_file()
-        workers = _children(proc.pid)
+        workers.extend(_children(proc.pid))
         assert workers and all(_alive(pid) for pid in workers)
         wait_for(lambda: "ready." in (tmp_path / "serve.log").read_text(), timeout=120,
                  what="the embedded worker")
@@ -88,4 +90,9 @@ def test_serve_runs_api_and_worker_seeds_a_demo_and_stops_both_on_ctrl_c(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        # The worker runs in its own session: a failed test must not leave it behind.
+        for pid in workers:
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
         log.close()

@@ -75,7 +75,7 @@ def test_api_and_worker_share_one_wiring_that_settings_accept(compose: dict[str,
 def test_api_image_leaves_torch_out() -> None:
     dockerfile = (ROOT / "docker" / "Dockerfile.api").read_text()
     requirements = (ROOT / "docker" / "requirements-api.txt").read_text().lower()
-    assert "pip install --no-deps ." in dockerfile
+    assert "pip install --no-deps -e ." in dockerfile
     names = [
         line.split(">")[0].split("=")[0].split("[")[0].strip()
         for line in requirements.splitlines()
