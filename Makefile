@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PRESET ?= quick
 
-.PHONY: setup web browser demo test test-all lint bench study clean
+.PHONY: setup web browser demo demo-engine test test-all lint bench study clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -25,8 +25,12 @@ browser:  ## Debian's Chromium for the browser tests (Playwright's own download 
 	@command -v /usr/bin/chromium >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
 
-demo: setup  ## generate the benchmark, train a teacher, distil a student, print the table
-	$(BIN)/distillery demo --preset $(PRESET)
+demo: setup  ## benchmark, teacher, distilled student, result table; then the platform with it
+	$(BIN)/distillery demo --preset $(PRESET) --out runs/demo-$(PRESET)
+	$(BIN)/distillery serve --demo
+
+demo-engine: setup  ## only the engine part of `demo`: prints the result table and stops
+	$(BIN)/distillery demo --preset $(PRESET) --out runs/demo-$(PRESET)
 
 lint: setup
 	$(BIN)/ruff check .

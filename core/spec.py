@@ -42,6 +42,10 @@ ABLATION_PRESETS: tuple[AblationPreset, ...] = (
 )
 
 
+DEFAULT_LAMBDA_KD = 0.1
+"""At initialisation the summed KD terms are about ten times the detection loss."""
+
+
 class _Spec(BaseModel):
     """Base for spec sections: unknown fields are errors, so a typo never disappears."""
 
@@ -140,9 +144,13 @@ class ContextOptions(_Spec):
 
 
 class DistillSpec(_Spec):
-    """Hierarchical KD weights: L_total = L_det + lambda_kd * sum_i (alpha L_s + beta L_m + gamma L_c)."""
+    """Hierarchical KD weights: L = L_det + lambda_kd * sum_i (alpha L_s + beta L_m + gamma L_c)."""
 
-    lambda_kd: float = Field(1.0, ge=0.0)
+    lambda_kd: float = Field(
+        DEFAULT_LAMBDA_KD,
+        ge=0.0,
+        description="KD terms start about 10x the detection loss; 0.1 balances them",
+    )
     levels: dict[str, LevelWeights] = Field(default_factory=_all_levels)
     response: float = Field(0.0, ge=0.0, description="weight of response (logit) KD")
     temperature: float = Field(2.0, gt=0.0)
@@ -235,15 +243,22 @@ def ablation_distill(base: DistillSpec, preset: AblationPreset) -> DistillSpec:
             update={
                 "levels": {n: zero for n in LEVEL_NAMES},
                 "response": weight,
-                "lambda_kd": base.lambda_kd or 1.0,
+                "lambda_kd": base.lambda_kd or DEFAULT_LAMBDA_KD,
             }
         )
     if preset == "single_level":
         p3 = base.levels.get("p3", LevelWeights())
+        if not (p3.spatial or p3.semantic or p3.context):
+            p3 = LevelWeights()
         levels = {n: (p3 if n == "p3" else zero) for n in LEVEL_NAMES}
-        return base.model_copy(update={"levels": levels, "response": 0.0})
+        lambda_kd = base.lambda_kd or DEFAULT_LAMBDA_KD
+        return base.model_copy(update={"levels": levels, "response": 0.0, "lambda_kd": lambda_kd})
     if preset == "hierarchical":
-        return base.model_copy(update={"response": 0.0})
+        levels = {n: base.levels.get(n, LevelWeights()) for n in LEVEL_NAMES}
+        if not any(w.spatial or w.semantic or w.context for w in levels.values()):
+            levels = _all_levels()
+        lambda_kd = base.lambda_kd or DEFAULT_LAMBDA_KD
+        return base.model_copy(update={"levels": levels, "response": 0.0, "lambda_kd": lambda_kd})
     raise ValueError(f"unknown ablation preset {preset!r}")
 
 

@@ -39,7 +39,7 @@ export function defaultDistill(): DistillSpec {
   const levels: Record<string, LevelWeights> = {};
   for (const l of LEVELS) levels[l] = { spatial: 1, semantic: 1, context: 1 };
   return {
-    lambda_kd: 1,
+    lambda_kd: 0.1,
     levels,
     response: 0,
     temperature: 2,
@@ -92,16 +92,16 @@ export function applyPreset(d: DistillSpec, preset: Exclude<Preset, "custom">): 
   } else if (preset === "response") {
     for (const l of LEVELS) out.levels[l] = { ...ZERO };
     out.response = d.response > 0 ? d.response : 1;
-    out.lambda_kd = d.lambda_kd || 1;
+    out.lambda_kd = d.lambda_kd || 0.1;
   } else if (preset === "single_level") {
     const p3 = nonZero(d.levels.p3) ? d.levels.p3 : ONE;
     for (const l of LEVELS) out.levels[l] = l === "p3" ? { ...p3 } : { ...ZERO };
     out.response = 0;
-    out.lambda_kd = d.lambda_kd || 1;
+    out.lambda_kd = d.lambda_kd || 0.1;
   } else {
     for (const l of LEVELS) out.levels[l] = nonZero(d.levels[l]) ? { ...d.levels[l] } : { ...ONE };
     out.response = 0;
-    out.lambda_kd = d.lambda_kd || 1;
+    out.lambda_kd = d.lambda_kd || 0.1;
   }
   return out;
 }
