@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from celery import Celery
 from kombu import Queue
 
+from store.broker import broker_url_for
 from store.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -33,10 +34,7 @@ class QueueUnavailable(RuntimeError):
 
 def make_celery_client(settings: Settings) -> Celery:
     """A send-only Celery app on the settings' broker, with the worker's queue layout."""
-    url = settings.resolved_broker_url
-    if url.startswith("sqla+sqlite:"):
-        # SQLite creates the database file but not its folder.
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = broker_url_for(settings)
     app = Celery("distillery-api", broker=url, set_as_current=False)
     job_queue = settings.job_queue
     app.conf.update(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import CursorResult, Result, Select, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -230,6 +230,54 @@ def revoke_token(session: Session, *, user_id: int, token_id: int) -> bool:
     return True
 
 
+# --- datasets and teachers alike: uploaded files with a validation status --------------------
+
+UploadT = TypeVar("UploadT", Dataset, Teacher)
+
+
+def _get_upload(
+    session: Session, model: type[UploadT], team_id: int, row_id: int
+) -> UploadT | None:
+    stmt = scoped(select(model).where(model.id == row_id), model, team_id)
+    return session.scalars(stmt).first()
+
+
+def _list_uploads(
+    session: Session,
+    model: type[UploadT],
+    team_id: int,
+    status: str | None,
+    q: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[UploadT], int]:
+    stmt = scoped(select(model), model, team_id)
+    if status is not None:
+        stmt = stmt.where(model.status == status)
+    if q:
+        stmt = stmt.where(model.name.ilike(_like_pattern(q), escape="\\"))
+    return _page(session, stmt, (model.created_at.desc(), model.id.desc()), limit, offset)
+
+
+def _set_validation(
+    session: Session, model: type[UploadT], row_id: int, **outcome: Any
+) -> UploadT | None:
+    row = session.get(model, row_id)
+    if row is None:
+        return None
+    for column, value in outcome.items():
+        setattr(row, column, value)
+    session.flush()
+    return row
+
+
+def _delete_upload(session: Session, row: UploadT | None) -> UploadT | None:
+    if row is not None:
+        session.delete(row)
+        session.flush()
+    return row
+
+
 # --- datasets ----------------------------------------------------------------------------------
 
 
@@ -262,8 +310,7 @@ def create_dataset(
 
 def get_dataset(session: Session, *, team_id: int, dataset_id: int) -> Dataset | None:
     """The team's dataset with this id, or None (also for another team's dataset)."""
-    stmt = scoped(select(Dataset).where(Dataset.id == dataset_id), Dataset, team_id)
-    return session.scalars(stmt).first()
+    return _get_upload(session, Dataset, team_id, dataset_id)
 
 
 def list_datasets(
@@ -276,12 +323,7 @@ def list_datasets(
     offset: int = 0,
 ) -> tuple[list[Dataset], int]:
     """A page of the team's datasets, newest first, and the total count."""
-    stmt = scoped(select(Dataset), Dataset, team_id)
-    if status is not None:
-        stmt = stmt.where(Dataset.status == status)
-    if q:
-        stmt = stmt.where(Dataset.name.ilike(_like_pattern(q), escape="\\"))
-    return _page(session, stmt, (Dataset.created_at.desc(), Dataset.id.desc()), limit, offset)
+    return _list_uploads(session, Dataset, team_id, status, q, limit, offset)
 
 
 def dataset_by_id(session: Session, *, dataset_id: int) -> Dataset | None:
@@ -298,24 +340,14 @@ def set_dataset_validation(
     errors: list[Any] | None = None,
 ) -> Dataset | None:
     """Record the outcome of validating a dataset (`ready` or `invalid`)."""
-    dataset = session.get(Dataset, dataset_id)
-    if dataset is None:
-        return None
-    dataset.status = status
-    dataset.statistics = statistics
-    dataset.errors = errors
-    session.flush()
-    return dataset
+    return _set_validation(
+        session, Dataset, dataset_id, status=status, statistics=statistics, errors=errors
+    )
 
 
 def delete_dataset(session: Session, *, team_id: int, dataset_id: int) -> Dataset | None:
     """Delete the team's dataset (its jobs keep a null dataset_id); its row or None."""
-    dataset = get_dataset(session, team_id=team_id, dataset_id=dataset_id)
-    if dataset is None:
-        return None
-    session.delete(dataset)
-    session.flush()
-    return dataset
+    return _delete_upload(session, _get_upload(session, Dataset, team_id, dataset_id))
 
 
 # --- teachers ----------------------------------------------------------------------------------
@@ -357,8 +389,7 @@ def create_teacher(
 
 def get_teacher(session: Session, *, team_id: int, teacher_id: int) -> Teacher | None:
     """The team's teacher with this id, or None (also for another team's teacher)."""
-    stmt = scoped(select(Teacher).where(Teacher.id == teacher_id), Teacher, team_id)
-    return session.scalars(stmt).first()
+    return _get_upload(session, Teacher, team_id, teacher_id)
 
 
 def list_teachers(
@@ -371,12 +402,7 @@ def list_teachers(
     offset: int = 0,
 ) -> tuple[list[Teacher], int]:
     """A page of the team's teachers, newest first, and the total count."""
-    stmt = scoped(select(Teacher), Teacher, team_id)
-    if status is not None:
-        stmt = stmt.where(Teacher.status == status)
-    if q:
-        stmt = stmt.where(Teacher.name.ilike(_like_pattern(q), escape="\\"))
-    return _page(session, stmt, (Teacher.created_at.desc(), Teacher.id.desc()), limit, offset)
+    return _list_uploads(session, Teacher, team_id, status, q, limit, offset)
 
 
 def teacher_by_id(session: Session, *, teacher_id: int) -> Teacher | None:
@@ -394,26 +420,16 @@ def set_teacher_validation(
     num_classes: int | None = None,
 ) -> Teacher | None:
     """Record the outcome of checking a teacher checkpoint (`ready` or `invalid`)."""
-    teacher = session.get(Teacher, teacher_id)
-    if teacher is None:
-        return None
-    teacher.status = status
-    teacher.errors = errors
-    teacher.info = info
-    if num_classes is not None:
-        teacher.num_classes = num_classes
-    session.flush()
-    return teacher
+    # num_classes stays as it was when the check could not read it
+    learned = {} if num_classes is None else {"num_classes": num_classes}
+    return _set_validation(
+        session, Teacher, teacher_id, status=status, errors=errors, info=info, **learned
+    )
 
 
 def delete_teacher(session: Session, *, team_id: int, teacher_id: int) -> Teacher | None:
     """Delete the team's teacher; its row or None."""
-    teacher = get_teacher(session, team_id=team_id, teacher_id=teacher_id)
-    if teacher is None:
-        return None
-    session.delete(teacher)
-    session.flush()
-    return teacher
+    return _delete_upload(session, _get_upload(session, Teacher, team_id, teacher_id))
 
 
 # --- jobs --------------------------------------------------------------------------------------

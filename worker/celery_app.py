@@ -7,13 +7,11 @@ from typing import Any
 
 from celery import Celery
 from kombu import Queue
-from kombu.transport import TRANSPORT_ALIASES
-from kombu.transport.sqlalchemy import Transport as SqlAlchemyTransport
 
+from store.broker import broker_url_for
 from store.settings import Settings
 
 VALIDATION_QUEUE = "default"
-FAST_SQLA_ALIAS = "distillery-sqla"
 
 # A job may run for a day; the broker must not hand its message to another worker meanwhile
 # (Redis re-delivers an unacked message after visibility_timeout), so the hard time limit
@@ -27,36 +25,6 @@ TASK_VALIDATE_DATASET = "distillery.validate_dataset"
 TASK_VALIDATE_TEACHER = "distillery.validate_teacher"
 TASK_RUN_JOB = "distillery.run_job"
 TASK_REQUEUE_EXPIRED = "distillery.requeue_expired"
-
-
-class FastSqlAlchemyTransport(SqlAlchemyTransport):
-    """kombu's SQLAlchemy transport polling every 0.1 s instead of every second."""
-
-    # A transport option would be handed to create_engine and crash, hence a subclass.
-    polling_interval = 0.1
-
-
-def _fast_sqla_transport() -> type[FastSqlAlchemyTransport]:
-    return FastSqlAlchemyTransport
-
-
-def register_fast_sqla_transport() -> None:
-    """Make `distillery-sqla+<url>` resolve to the fast-polling SQLAlchemy transport."""
-    # A callable alias, not a 'module:Class' string: `celery -A` drops the working directory
-    # from sys.path after import, and the string would then fail to import in the worker.
-    TRANSPORT_ALIASES[FAST_SQLA_ALIAS] = _fast_sqla_transport  # type: ignore[assignment]
-
-
-def broker_url_for(settings: Settings) -> str:
-    """The broker URL the app connects to (the serverless SQL broker gets fast polling)."""
-    url = settings.resolved_broker_url
-    if url.startswith("sqla+"):
-        register_fast_sqla_transport()
-        if url.startswith("sqla+sqlite:"):
-            # SQLite creates the file, not its folder.
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return FAST_SQLA_ALIAS + url[len("sqla") :]
-    return url
 
 
 def broker_transport_options(url: str) -> dict[str, Any]:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from pathlib import PurePath
-from typing import Annotated, get_args
+from typing import get_args
 
-from fastapi import APIRouter, Query, Request, Response, status
-from sqlalchemy import select
+from fastapi import APIRouter, Request, Response, status
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -20,12 +19,20 @@ from api.deps import (
     TeamContext,
     WriterTeam,
 )
-from api.errors import FieldError, conflict, not_found
+from api.errors import FieldError
 from api.filetypes import sniff_archive
-from api.ingest import commit_upload
+from api.filters import NameFilter, StatusFilter
+from api.ingest import (
+    check_name,
+    commit_new_row,
+    received_file,
+    require_content,
+    unsupported_file,
+)
 from api.queue import TaskQueue
 from api.schemas import DatasetPublic, DatasetsPublic
-from api.uploads import ReceivedUpload, multipart_openapi, receive_upload
+from api.uploaded import check_status, delete_uploaded, found
+from api.uploads import ReceivedUpload, multipart_openapi
 from core.spec import DataSpec
 from store import repositories as repo
 from store.blobs import BlobStore
@@ -59,9 +66,7 @@ def upload_name(fields: dict[str, str], filename: str) -> str:
         for suffix in (".gz", ".bz2", ".xz", ".tar", ".zip", ".tgz"):
             name = name.removesuffix(suffix)
         name = name or "upload"
-    if len(name) > 200:
-        raise FieldError(422, ["body", "name"], "at most 200 characters")
-    return name
+    return check_name(name)
 
 
 @router.post(
@@ -83,34 +88,22 @@ async def upload_dataset(
     queue: QueueDep,
 ) -> DatasetPublic:
     """Upload a COCO or VOC dataset archive (zip or tar); a worker validates it."""
-    upload = await receive_upload(
-        request,
-        file_field="file",
-        max_bytes=settings.max_upload_bytes,
-        tmp_dir=settings.data_dir / "tmp",
-    )
-    try:
+    async with received_file(request, settings) as upload:
         name = upload_name(upload.fields, upload.filename)
         fmt = upload.fields.get("format", "auto").strip() or "auto"
         if fmt not in DATASET_FORMATS:
             raise FieldError(
                 422, ["body", "format"], f"{fmt!r} is not one of {', '.join(DATASET_FORMATS)}"
             )
-        if upload.size == 0:
-            raise FieldError(422, ["body", "file"], f"{upload.filename!r} is empty")
+        require_content(upload, upload.filename)
         archive = sniff_archive(upload.head)
         if archive is None:
-            raise FieldError(
-                status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-                ["body", "file"],
-                f"{upload.filename!r} is not a zip or tar archive (checked its first bytes)",
-                type="unsupported_file_type",
+            raise unsupported_file(
+                f"{upload.filename!r} is not a zip or tar archive (checked its first bytes)"
             )
         return await run_in_threadpool(
             _store_dataset, session, blobs, queue, team, upload, name, fmt, ARCHIVE_SUFFIX[archive]
         )
-    finally:
-        upload.discard()
 
 
 def _store_dataset(
@@ -134,18 +127,16 @@ def _store_dataset(
         sha256=upload.sha256,
     )
     dataset.archive_key = f"datasets/{team.id}/{dataset.id}/archive{suffix}"
-    session.flush()
-    public = DatasetPublic.model_validate(dataset)
-    dataset_id = dataset.id
-    commit_upload(
+    return commit_new_row(
         session,
         blobs,
         upload,
+        dataset,
         key=dataset.archive_key,
-        enqueue=lambda: queue.validate_dataset(dataset_id),
-        undo_row=lambda: repo.delete_dataset(session, team_id=team.id, dataset_id=dataset_id),
+        public=DatasetPublic.model_validate,
+        enqueue=queue.validate_dataset,
+        undo_row=lambda row_id: repo.delete_dataset(session, team_id=team.id, dataset_id=row_id),
     )
-    return public
 
 
 @router.get("", response_model=DatasetsPublic)
@@ -153,14 +144,11 @@ def list_datasets(
     team: CurrentTeam,
     session: SessionDep,
     page: PageDep,
-    status_: Annotated[
-        str | None, Query(alias="status", description="validating|ready|invalid")
-    ] = None,
-    q: Annotated[str | None, Query(max_length=200, description="name contains")] = None,
+    status_: StatusFilter = None,
+    q: NameFilter = None,
 ) -> DatasetsPublic:
     """The team's datasets, newest first."""
-    if status_ is not None and status_ not in DATASET_STATES:
-        raise FieldError(422, ["query", "status"], f"not one of {', '.join(DATASET_STATES)}")
+    check_status(status_, DATASET_STATES)
     rows, count = repo.list_datasets(
         session, team_id=team.id, status=status_, q=q, limit=page.limit, offset=page.offset
     )
@@ -171,9 +159,7 @@ def list_datasets(
 def get_dataset(dataset_id: int, team: CurrentTeam, session: SessionDep) -> DatasetPublic:
     """One dataset with its statistics and validation errors."""
     dataset = repo.get_dataset(session, team_id=team.id, dataset_id=dataset_id)
-    if dataset is None:
-        raise not_found("dataset", dataset_id)
-    return DatasetPublic.model_validate(dataset)
+    return DatasetPublic.model_validate(found(dataset, "dataset", dataset_id))
 
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -181,20 +167,17 @@ def delete_dataset(
     dataset_id: int, team: WriterTeam, session: SessionDep, blobs: BlobsDep
 ) -> Response:
     """Delete a dataset and its archive (409 while a queued or running job uses it)."""
-    dataset = repo.get_dataset(session, team_id=team.id, dataset_id=dataset_id)
-    if dataset is None:
-        raise not_found("dataset", dataset_id)
-    team.require_owner_or_admin(dataset.created_by, "dataset")
-    busy = session.scalars(
-        select(Job.id).where(Job.dataset_id == dataset_id, Job.state.in_(("queued", "running")))
-    ).first()
-    if busy is not None:
-        raise conflict(f"dataset {dataset_id} is used by job {busy}, which is not finished")
-    key = dataset.archive_key
-    repo.delete_dataset(session, team_id=team.id, dataset_id=dataset_id)
-    session.commit()
-    # After the commit: a blob without a row is garbage, a row without its blob is broken.
-    if key:
-        blobs.delete(key)
-    blobs.delete_prefix(f"datasets/{team.id}/{dataset_id}/")
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    dataset = found(
+        repo.get_dataset(session, team_id=team.id, dataset_id=dataset_id), "dataset", dataset_id
+    )
+    return delete_uploaded(
+        session,
+        blobs,
+        team,
+        dataset,
+        resource="dataset",
+        row_id=dataset_id,
+        job_column=Job.dataset_id,
+        key=dataset.archive_key,
+        delete_row=lambda: repo.delete_dataset(session, team_id=team.id, dataset_id=dataset_id),
+    )

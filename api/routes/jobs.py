@@ -20,6 +20,7 @@ from api.deps import (
     WriterTeam,
 )
 from api.errors import FieldError, conflict, not_found, unavailable
+from api.filters import NameFilter
 from api.job_specs import accept_spec
 from api.queue import QueueUnavailable
 from api.schemas import (
@@ -121,7 +122,7 @@ def list_jobs(
     kind: Annotated[str | None, Query(description="teacher|distill|evaluate")] = None,
     dataset_id: Annotated[int | None, Query()] = None,
     created_by: Annotated[str | None, Query(description="a user id, or 'me'")] = None,
-    q: Annotated[str | None, Query(max_length=200, description="name contains")] = None,
+    q: NameFilter = None,
 ) -> JobsPublic:
     """The team's jobs, newest first, filtered; `count` is the total matching the filters."""
     states = _csv(state)
@@ -193,9 +194,7 @@ def retry_job(job_id: int, team: WriterTeam, session: SessionDep, queue: QueueDe
         queue.run_job(job_id)
     except QueueUnavailable as exc:
         # Put the job back as it was, unless a worker already picked it up meanwhile.
-        session.execute(
-            update(Job).where(Job.id == job_id, Job.state == "queued").values(**before)
-        )
+        session.execute(update(Job).where(Job.id == job_id, Job.state == "queued").values(**before))
         repo.add_event(session, job_id=job_id, message="Retry failed: the queue is unavailable.")
         session.commit()
         raise unavailable(f"{exc}; the job was not queued again") from exc

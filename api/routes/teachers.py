@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from pathlib import PurePath
-from typing import Annotated, get_args
+from typing import get_args
 
-from fastapi import APIRouter, Query, Request, Response, status
-from sqlalchemy import select
+from fastapi import APIRouter, Request, Response, status
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -20,12 +19,20 @@ from api.deps import (
     TeamContext,
     WriterTeam,
 )
-from api.errors import FieldError, conflict, not_found
+from api.errors import FieldError
 from api.filetypes import CHECKPOINT_SUFFIXES, sniff_checkpoint
-from api.ingest import commit_upload
+from api.filters import NameFilter, StatusFilter
+from api.ingest import (
+    check_name,
+    commit_new_row,
+    received_file,
+    require_content,
+    unsupported_file,
+)
 from api.queue import TaskQueue
 from api.schemas import TeacherPublic, TeachersPublic
-from api.uploads import ReceivedUpload, multipart_openapi, receive_upload
+from api.uploaded import check_status, delete_uploaded, found
+from api.uploads import ReceivedUpload, multipart_openapi
 from core.spec import TeacherArch, TeacherSpec
 from store import repositories as repo
 from store.blobs import BlobStore
@@ -97,13 +104,7 @@ async def upload_teacher(
     queue: QueueDep,
 ) -> TeacherPublic:
     """Upload a teacher checkpoint (.safetensors, .pt, .pth); a worker checks it."""
-    upload = await receive_upload(
-        request,
-        file_field="file",
-        max_bytes=settings.max_upload_bytes,
-        tmp_dir=settings.data_dir / "tmp",
-    )
-    try:
+    async with received_file(request, settings) as upload:
         arch = _arch(upload.fields)
         fpn_channels = _fpn_channels(upload.fields)
         filename = PurePath(upload.filename).name
@@ -114,24 +115,16 @@ async def upload_teacher(
                 ["body", "file"],
                 f"{filename!r}: a checkpoint must end in {', '.join(CHECKPOINT_SUFFIXES)}",
             )
-        if upload.size == 0:
-            raise FieldError(422, ["body", "file"], f"{filename!r} is empty")
+        require_content(upload, filename)
         kind = sniff_checkpoint(upload.head)
         if kind is None or (suffix == ".safetensors") != (kind == "safetensors"):
-            raise FieldError(
-                status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-                ["body", "file"],
-                f"{filename!r} is not a {suffix} checkpoint (checked its first bytes)",
-                type="unsupported_file_type",
+            raise unsupported_file(
+                f"{filename!r} is not a {suffix} checkpoint (checked its first bytes)"
             )
-        name = upload.fields.get("name", "").strip() or PurePath(filename).stem
-        if len(name) > 200:
-            raise FieldError(422, ["body", "name"], "at most 200 characters")
+        name = check_name(upload.fields.get("name", "").strip() or PurePath(filename).stem)
         return await run_in_threadpool(
             _store_teacher, session, blobs, queue, team, upload, name, arch, fpn_channels, suffix
         )
-    finally:
-        upload.discard()
 
 
 def _store_teacher(
@@ -156,19 +149,18 @@ def _store_teacher(
         size_bytes=upload.size,
         sha256=upload.sha256,
     )
-    teacher.checkpoint_key = f"teachers/{team.id}/{teacher.id}/checkpoint{suffix}"
-    session.flush()
-    public = TeacherPublic.model_validate(teacher)
-    teacher_id = teacher.id
-    commit_upload(
+    key = f"teachers/{team.id}/{teacher.id}/checkpoint{suffix}"
+    teacher.checkpoint_key = key
+    return commit_new_row(
         session,
         blobs,
         upload,
-        key=teacher.checkpoint_key,
-        enqueue=lambda: queue.validate_teacher(teacher_id),
-        undo_row=lambda: repo.delete_teacher(session, team_id=team.id, teacher_id=teacher_id),
+        teacher,
+        key=key,
+        public=TeacherPublic.model_validate,
+        enqueue=queue.validate_teacher,
+        undo_row=lambda row_id: repo.delete_teacher(session, team_id=team.id, teacher_id=row_id),
     )
-    return public
 
 
 @router.get("", response_model=TeachersPublic)
@@ -176,14 +168,11 @@ def list_teachers(
     team: CurrentTeam,
     session: SessionDep,
     page: PageDep,
-    status_: Annotated[
-        str | None, Query(alias="status", description="validating|ready|invalid")
-    ] = None,
-    q: Annotated[str | None, Query(max_length=200, description="name contains")] = None,
+    status_: StatusFilter = None,
+    q: NameFilter = None,
 ) -> TeachersPublic:
     """The team's teachers, newest first."""
-    if status_ is not None and status_ not in TEACHER_STATES:
-        raise FieldError(422, ["query", "status"], f"not one of {', '.join(TEACHER_STATES)}")
+    check_status(status_, TEACHER_STATES)
     rows, count = repo.list_teachers(
         session, team_id=team.id, status=status_, q=q, limit=page.limit, offset=page.offset
     )
@@ -194,9 +183,7 @@ def list_teachers(
 def get_teacher(teacher_id: int, team: CurrentTeam, session: SessionDep) -> TeacherPublic:
     """One teacher with its validation outcome (missing/unexpected keys on failure)."""
     teacher = repo.get_teacher(session, team_id=team.id, teacher_id=teacher_id)
-    if teacher is None:
-        raise not_found("teacher", teacher_id)
-    return TeacherPublic.model_validate(teacher)
+    return TeacherPublic.model_validate(found(teacher, "teacher", teacher_id))
 
 
 @router.delete("/{teacher_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -204,20 +191,17 @@ def delete_teacher(
     teacher_id: int, team: WriterTeam, session: SessionDep, blobs: BlobsDep
 ) -> Response:
     """Delete a teacher and its checkpoint (409 while a queued or running job uses it)."""
-    teacher = repo.get_teacher(session, team_id=team.id, teacher_id=teacher_id)
-    if teacher is None:
-        raise not_found("teacher", teacher_id)
-    team.require_owner_or_admin(teacher.created_by, "teacher")
-    busy = session.scalars(
-        select(Job.id).where(Job.teacher_id == teacher_id, Job.state.in_(("queued", "running")))
-    ).first()
-    if busy is not None:
-        raise conflict(f"teacher {teacher_id} is used by job {busy}, which is not finished")
-    key = teacher.checkpoint_key
-    repo.delete_teacher(session, team_id=team.id, teacher_id=teacher_id)
-    session.commit()
-    # After the commit: a blob without a row is garbage, a row without its blob is broken.
-    if key:
-        blobs.delete(key)
-    blobs.delete_prefix(f"teachers/{team.id}/{teacher_id}/")
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    teacher = found(
+        repo.get_teacher(session, team_id=team.id, teacher_id=teacher_id), "teacher", teacher_id
+    )
+    return delete_uploaded(
+        session,
+        blobs,
+        team,
+        teacher,
+        resource="teacher",
+        row_id=teacher_id,
+        job_column=Job.teacher_id,
+        key=teacher.checkpoint_key,
+        delete_row=lambda: repo.delete_teacher(session, team_id=team.id, teacher_id=teacher_id),
+    )

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
+from typing import Any
 
 from kombu import Connection
 
+from store.broker import (
+    FastSqlAlchemyTransport,
+    RaceSafeChannel,
+    broker_url_for,
+    register_fast_sqla_transport,
+)
 from store.settings import Settings
 from worker.celery_app import (
     TASK_REQUEUE_EXPIRED,
@@ -13,7 +21,6 @@ from worker.celery_app import (
     TASK_VALIDATE_DATASET,
     TASK_VALIDATE_TEACHER,
     VISIBILITY_TIMEOUT_S,
-    FastSqlAlchemyTransport,
     make_celery,
 )
 from worker.reaper import ReaperStep
@@ -63,3 +70,36 @@ def test_embedded_broker_polls_fast_and_passes_no_engine_options(tmp_path: Path)
         assert message.payload == {"n": 1}
         message.ack()
         queue.close()
+
+
+def _declare_queues(url: str, names: list[str], barrier: Any, errors: Any) -> None:
+    register_fast_sqla_transport()
+    try:
+        with Connection(url) as conn:
+            channel = conn.default_channel
+            assert isinstance(channel, RaceSafeChannel)
+            barrier.wait(timeout=30)
+            for name in names:
+                channel.queue_declare(queue=name)
+    except Exception as exc:  # reported to the parent, which asserts there was none
+        errors.put(repr(exc))
+
+
+def test_processes_declaring_the_same_queues_at_once_all_survive(tmp_path: Path) -> None:
+    # The API and a worker (or two workers) starting together declare the same queues; kombu's
+    # own SQL channel lets the loser of that INSERT race die of an IntegrityError.
+    url = broker_url_for(Settings(data_dir=tmp_path))
+    names = [f"q{i}" for i in range(40)]
+    context = multiprocessing.get_context("fork")
+    barrier, errors = context.Barrier(3), context.Queue()
+    procs = [
+        context.Process(target=_declare_queues, args=(url, names, barrier, errors))
+        for _ in range(3)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=60)
+    found = [errors.get() for _ in range(errors.qsize())] if not errors.empty() else []
+    assert found == []
+    assert [proc.exitcode for proc in procs] == [0, 0, 0]

@@ -14,7 +14,7 @@ from core.models.detectors import Detector, build_student, build_teacher
 from core.spec import DistillSpec, LevelWeights, ablation_distill
 from core.structures import Target
 
-from .conftest import IMAGE_SIZE
+from ..conftest import IMAGE_SIZE
 
 OFF = LevelWeights(spatial=0.0, semantic=0.0, context=0.0)
 

@@ -13,7 +13,7 @@ from core.models.backbones import BackboneName, build_backbone
 from core.models.checkpoints import CheckpointMismatchError
 from core.models.detectors import build_student
 
-from .conftest import IMAGE_SIZE
+from ..conftest import IMAGE_SIZE
 
 
 @pytest.mark.parametrize("name", get_args(BackboneName))

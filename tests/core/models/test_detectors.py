@@ -13,7 +13,7 @@ from core.models.detectors import build_student, build_teacher
 from core.spec import StudentArch
 from core.structures import Target
 
-from .conftest import IMAGE_SIZE
+from ..conftest import IMAGE_SIZE
 
 
 @pytest.mark.parametrize("arch", get_args(StudentArch))

@@ -1,28 +1,25 @@
 // Datasets: upload with progress, statistics (object sizes with COCO's buckets), errors by file.
 import type { Chart, Plugin } from "chart.js";
-import { del, get } from "../api";
+import { get } from "../api";
 import { barChart } from "../charts";
-import { field, h, replace } from "../dom";
+import { h, replace } from "../dom";
 import { bytes, fullTime, relativeTime } from "../format";
-import { href, navigate } from "../router";
+import { href } from "../router";
 import type { Dataset, DatasetStatistics, ListOf } from "../types";
 import { issuesByFile } from "../components/issues";
 import { card, emptyState, errorState, loading, pageHeader, stateBadge, toast } from "../components/ui";
 import { uploadForm } from "../components/upload";
+import { appendName, deleteButton, listTable, namedField, num, poll } from "../components/uploaded";
 
 const BUCKET_COLORS = { small: "#dc2626", medium: "#ea580c", large: "#2563eb" };
 
 /** The dataset list with its upload form; polls while a dataset is validating. */
 export function renderDatasets(main: HTMLElement): () => void {
-  let timer: number | undefined;
-  let stopped = false;
   const list = h("div", null, loading());
   const name = h("input", { type: "text", name: "name", required: true, maxlength: 200, placeholder: "e.g. visdrone-2019" });
   const format = h("select", { name: "format" }, h("option", { value: "auto" }, "Detect (COCO or VOC)"), h("option", { value: "coco" }, "COCO"), h("option", { value: "voc" }, "Pascal VOC"));
-  const nameField = field("Name", name, {});
-  nameField.setAttribute("data-name", "name");
-  const formatField = field("Format", format, {});
-  formatField.setAttribute("data-name", "format");
+  const nameField = namedField("Name", name, "name");
+  const formatField = namedField("Format", format, "format");
   const form = uploadForm<Dataset>({
     id: "dataset-upload",
     path: "/datasets",
@@ -30,73 +27,55 @@ export function renderDatasets(main: HTMLElement): () => void {
     fileHint: "A .zip or .tar(.gz) archive. COCO: annotations/instances_<split>.json + images/. VOC: Annotations/, JPEGImages/, ImageSets/Main/.",
     fields: [nameField, formatField],
     collect: (data) => {
-      if (!name.value.trim()) {
-        nameField.querySelector(".field-error")!.textContent = "Give the dataset a name.";
-        return "Some fields need attention.";
-      }
-      data.append("name", name.value.trim());
+      const problem = appendName(data, name, nameField, "dataset");
+      if (problem) return problem;
       data.append("format", format.value);
       return null;
     },
     onDone: (row) => {
       toast(`Dataset “${row.name}” uploaded; validating…`, "success");
-      void refresh();
+      lister.refresh();
     },
   });
   name.addEventListener("input", () => (nameField.querySelector(".field-error")!.textContent = ""));
 
   replace(main, pageHeader("Datasets", "COCO or Pascal VOC archives, validated and measured on upload."), card("Upload a dataset", form), list);
 
-  const refresh = async () => {
-    window.clearTimeout(timer);
-    try {
-      const res = await get<ListOf<Dataset>>("/datasets", { limit: 200 });
-      if (stopped) return;
+  const lister = poll({
+    fetch: () => get<ListOf<Dataset>>("/datasets", { limit: 200 }),
+    render: (res) => {
       if (!res.data.length) {
         replace(list, emptyState("No datasets yet", "Upload an archive above. Tip: `distillery data synthetic` makes a small-object benchmark to try."));
       } else {
         replace(
           list,
-          h(
-            "div",
-            { class: "table-wrap" },
-            h(
-              "table",
-              { class: "table", id: "datasets-table" },
-              h("thead", null, h("tr", null, h("th", null, "Name"), h("th", null, "Status"), h("th", null, "Format"), h("th", { class: "num" }, "Images"), h("th", { class: "num" }, "Boxes"), h("th", { class: "num" }, "Small"), h("th", { class: "num" }, "Size"), h("th", null, "Uploaded"), h("th", null, ""))),
+          listTable(
+            "datasets-table",
+            ["Name", "Status", "Format", num("Images"), num("Boxes"), num("Small"), num("Size"), "Uploaded", ""],
+            res.data.map((d) =>
               h(
-                "tbody",
-                null,
-                res.data.map((d) =>
-                  h(
-                    "tr",
-                    { "data-dataset-id": d.id },
-                    h("td", null, h("a", { href: `#/datasets/${d.id}` }, d.name)),
-                    h("td", null, stateBadge(d.status), d.status === "invalid" && d.errors ? h("span", { class: "muted" }, ` ${d.errors.length} errors`) : null),
-                    h("td", null, d.format),
-                    h("td", { class: "num" }, String(d.statistics?.images ?? "—")),
-                    h("td", { class: "num" }, String(d.statistics?.annotations ?? "—")),
-                    h("td", { class: "num" }, smallShare(d.statistics)),
-                    h("td", { class: "num" }, bytes(d.size_bytes)),
-                    h("td", { title: fullTime(d.created_at) }, relativeTime(d.created_at)),
-                    h("td", null, d.status === "ready" ? h("a", { class: "btn btn-small", href: href("/new", { dataset: d.id }) }, "Use in a job") : null),
-                  ),
-                ),
+                "tr",
+                { "data-dataset-id": d.id },
+                h("td", null, h("a", { href: `#/datasets/${d.id}` }, d.name)),
+                h("td", null, stateBadge(d.status), d.status === "invalid" && d.errors ? h("span", { class: "muted" }, ` ${d.errors.length} errors`) : null),
+                h("td", null, d.format),
+                h("td", { class: "num" }, String(d.statistics?.images ?? "—")),
+                h("td", { class: "num" }, String(d.statistics?.annotations ?? "—")),
+                h("td", { class: "num" }, smallShare(d.statistics)),
+                h("td", { class: "num" }, bytes(d.size_bytes)),
+                h("td", { title: fullTime(d.created_at) }, relativeTime(d.created_at)),
+                h("td", null, d.status === "ready" ? h("a", { class: "btn btn-small", href: href("/new", { dataset: d.id }) }, "Use in a job") : null),
               ),
             ),
           ),
         );
       }
-      if (res.data.some((d) => d.status === "validating")) timer = window.setTimeout(() => void refresh(), 2000);
-    } catch (err) {
-      if (!stopped) replace(list, errorState((err as Error).message, () => void refresh()));
-    }
-  };
-  void refresh();
-  return () => {
-    stopped = true;
-    window.clearTimeout(timer);
-  };
+      return res.data.some((d) => d.status === "validating");
+    },
+    fail: (message, retry) => replace(list, errorState(message, retry)),
+    every: 2000,
+  });
+  return lister.stop;
 }
 
 function smallShare(s: DatasetStatistics | null | undefined): string {
@@ -210,13 +189,10 @@ export function statisticsView(s: DatasetStatistics): HTMLElement {
 
 /** One dataset: statistics or validation errors; polls while validating. */
 export function renderDataset(main: HTMLElement, id: number): () => void {
-  let timer: number | undefined;
-  let stopped = false;
   replace(main, loading());
-  const load = async () => {
-    try {
-      const d = await get<Dataset>(`/datasets/${id}`);
-      if (stopped) return;
+  return poll({
+    fetch: () => get<Dataset>(`/datasets/${id}`),
+    render: (d) => {
       replace(
         main,
         pageHeader(
@@ -224,30 +200,15 @@ export function renderDataset(main: HTMLElement, id: number): () => void {
           `${d.format.toUpperCase()} · ${bytes(d.size_bytes)} · uploaded ${relativeTime(d.created_at)}`,
           d.status === "ready" ? h("a", { class: "btn btn-primary", href: href("/new", { dataset: d.id }) }, "Use in a job") : null,
           h("a", { class: "btn", href: href("/jobs", { dataset: d.id }) }, "Jobs on it"),
-          h(
-            "button",
-            {
-              class: "btn btn-ghost",
-              type: "button",
-              onclick: () => {
-                if (confirm(`Delete dataset “${d.name}”?`)) void del(`/datasets/${d.id}`).then(() => navigate("#/datasets"), (e: Error) => toast(e.message, "error"));
-              },
-            },
-            "Delete",
-          ),
+          deleteButton(`dataset “${d.name}”`, `/datasets/${d.id}`, "#/datasets"),
         ),
         d.status === "validating" ? card("Validating", loading("Unpacking and checking every image and annotation…")) : null,
         d.errors && d.errors.length ? card(d.status === "invalid" ? "Validation errors" : "Warnings", issuesByFile(d.errors)) : null,
         d.statistics ? card("Statistics", statisticsView(d.statistics)) : d.status === "ready" ? card("Statistics", h("p", { class: "muted" }, "No statistics were computed.")) : null,
       );
-      if (d.status === "validating") timer = window.setTimeout(() => void load(), 1500);
-    } catch (err) {
-      if (!stopped) replace(main, errorState((err as Error).message, () => void load()), h("a", { class: "btn", href: "#/datasets" }, "Back to datasets"));
-    }
-  };
-  void load();
-  return () => {
-    stopped = true;
-    window.clearTimeout(timer);
-  };
+      return d.status === "validating";
+    },
+    fail: (message, retry) => replace(main, errorState(message, retry), h("a", { class: "btn", href: "#/datasets" }, "Back to datasets")),
+    every: 1500,
+  }).stop;
 }

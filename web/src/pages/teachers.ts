@@ -1,47 +1,38 @@
 // Teachers: upload a checkpoint with its architecture; rejected ones list the keys at fault.
-import { del, get } from "../api";
-import { field, h, replace } from "../dom";
+import { get } from "../api";
+import { h, replace } from "../dom";
 import { archLabel, bytes, fullTime, relativeTime } from "../format";
-import { href, navigate } from "../router";
+import { href } from "../router";
 import { TEACHER_ARCHS } from "../spec";
 import type { ListOf, Teacher } from "../types";
 import { issuesByFile } from "../components/issues";
 import { card, emptyState, errorState, loading, pageHeader, stateBadge, toast } from "../components/ui";
 import { uploadForm } from "../components/upload";
+import { appendName, deleteButton, listTable, namedField, num, poll } from "../components/uploaded";
 
 /** The teacher list with its upload form; polls while a teacher is validating. */
 export function renderTeachers(main: HTMLElement): () => void {
-  let timer: number | undefined;
-  let stopped = false;
   const list = h("div", null, loading());
   const name = h("input", { type: "text", name: "name", required: true, maxlength: 200, placeholder: "e.g. r50-visdrone" });
   const arch = h("select", { name: "arch" }, TEACHER_ARCHS.map((a) => h("option", { value: a, title: a }, archLabel(a))));
   const channels = h("input", { type: "number", name: "fpn_channels", value: 256, min: 8, max: 1024, step: 1 });
-  const wrap = (label: string, control: HTMLElement, key: string, hint?: string) => {
-    const f = field(label, control, { hint });
-    f.setAttribute("data-name", key);
-    return f;
-  };
-  const nameField = wrap("Name", name, "name");
+  const nameField = namedField("Name", name, "name");
   const form = uploadForm<Teacher>({
     id: "teacher-upload",
     path: "/teachers",
     accept: ".safetensors,.pt,.pth,.bin",
     fileHint: "safetensors, or a PyTorch state dict (.pt/.pth, loaded with weights_only: no code runs).",
-    fields: [nameField, wrap("Architecture", arch, "arch"), wrap("FPN channels", channels, "fpn_channels", "256 for torchvision's own detectors.")],
+    fields: [nameField, namedField("Architecture", arch, "arch"), namedField("FPN channels", channels, "fpn_channels", "256 for torchvision's own detectors.")],
     collect: (data) => {
-      if (!name.value.trim()) {
-        nameField.querySelector(".field-error")!.textContent = "Give the teacher a name.";
-        return "Some fields need attention.";
-      }
-      data.append("name", name.value.trim());
+      const problem = appendName(data, name, nameField, "teacher");
+      if (problem) return problem;
       data.append("arch", arch.value);
       data.append("fpn_channels", channels.value || "256");
       return null;
     },
     onDone: (row) => {
       toast(`Teacher “${row.name}” uploaded; checking its keys…`, "success");
-      void refresh();
+      lister.refresh();
     },
   });
   replace(
@@ -51,64 +42,46 @@ export function renderTeachers(main: HTMLElement): () => void {
     list,
   );
 
-  const refresh = async () => {
-    window.clearTimeout(timer);
-    try {
-      const res = await get<ListOf<Teacher>>("/teachers", { limit: 200 });
-      if (stopped) return;
+  const lister = poll({
+    fetch: () => get<ListOf<Teacher>>("/teachers", { limit: 200 }),
+    render: (res) => {
       replace(
         list,
         res.data.length
-          ? h(
-              "div",
-              { class: "table-wrap" },
-              h(
-                "table",
-                { class: "table", id: "teachers-table" },
-                h("thead", null, h("tr", null, h("th", null, "Name"), h("th", null, "Status"), h("th", null, "Architecture"), h("th", { class: "num" }, "FPN"), h("th", { class: "num" }, "Classes"), h("th", null, "Source"), h("th", { class: "num" }, "Size"), h("th", null, "Added"))),
+          ? listTable(
+              "teachers-table",
+              ["Name", "Status", "Architecture", num("FPN"), num("Classes"), "Source", num("Size"), "Added"],
+              res.data.map((t) =>
                 h(
-                  "tbody",
-                  null,
-                  res.data.map((t) =>
-                    h(
-                      "tr",
-                      { "data-teacher-id": t.id },
-                      h("td", null, h("a", { href: `#/teachers/${t.id}` }, t.name)),
-                      h("td", null, stateBadge(t.status)),
-                      h("td", { title: t.arch }, archLabel(t.arch)),
-                      h("td", { class: "num" }, String(t.fpn_channels)),
-                      h("td", { class: "num" }, t.num_classes ? String(t.num_classes - 1) : "—"),
-                      h("td", null, t.source_job_id ? h("a", { href: `#/jobs/${t.source_job_id}` }, `job #${t.source_job_id}`) : "upload"),
-                      h("td", { class: "num" }, bytes(t.size_bytes)),
-                      h("td", { title: fullTime(t.created_at) }, relativeTime(t.created_at)),
-                    ),
-                  ),
+                  "tr",
+                  { "data-teacher-id": t.id },
+                  h("td", null, h("a", { href: `#/teachers/${t.id}` }, t.name)),
+                  h("td", null, stateBadge(t.status)),
+                  h("td", { title: t.arch }, archLabel(t.arch)),
+                  h("td", { class: "num" }, String(t.fpn_channels)),
+                  h("td", { class: "num" }, t.num_classes ? String(t.num_classes - 1) : "—"),
+                  h("td", null, t.source_job_id ? h("a", { href: `#/jobs/${t.source_job_id}` }, `job #${t.source_job_id}`) : "upload"),
+                  h("td", { class: "num" }, bytes(t.size_bytes)),
+                  h("td", { title: fullTime(t.created_at) }, relativeTime(t.created_at)),
                 ),
               ),
             )
           : emptyState("No teachers yet", "Upload a checkpoint above, or train one from a dataset.", h("a", { class: "btn", href: href("/new", { kind: "teacher" }) }, "Train a teacher")),
       );
-      if (res.data.some((t) => t.status === "validating")) timer = window.setTimeout(() => void refresh(), 2000);
-    } catch (err) {
-      if (!stopped) replace(list, errorState((err as Error).message, () => void refresh()));
-    }
-  };
-  void refresh();
-  return () => {
-    stopped = true;
-    window.clearTimeout(timer);
-  };
+      return res.data.some((t) => t.status === "validating");
+    },
+    fail: (message, retry) => replace(list, errorState(message, retry)),
+    every: 2000,
+  });
+  return lister.stop;
 }
 
 /** One teacher: its details, or the keys that did not match its architecture. */
 export function renderTeacher(main: HTMLElement, id: number): () => void {
-  let timer: number | undefined;
-  let stopped = false;
   replace(main, loading());
-  const load = async () => {
-    try {
-      const t = await get<Teacher>(`/teachers/${id}`);
-      if (stopped) return;
+  return poll({
+    fetch: () => get<Teacher>(`/teachers/${id}`),
+    render: (t) => {
       const info = t.info ?? {};
       replace(
         main,
@@ -116,17 +89,7 @@ export function renderTeacher(main: HTMLElement, id: number): () => void {
           h("span", null, t.name, " ", stateBadge(t.status)),
           `${archLabel(t.arch)} · ${t.fpn_channels} FPN channels · ${bytes(t.size_bytes)} · added ${relativeTime(t.created_at)}`,
           t.status === "ready" ? h("a", { class: "btn btn-primary", href: "#/new" }, "Distil from it") : null,
-          h(
-            "button",
-            {
-              class: "btn btn-ghost",
-              type: "button",
-              onclick: () => {
-                if (confirm(`Delete teacher “${t.name}”?`)) void del(`/teachers/${t.id}`).then(() => navigate("#/teachers"), (e: Error) => toast(e.message, "error"));
-              },
-            },
-            "Delete",
-          ),
+          deleteButton(`teacher “${t.name}”`, `/teachers/${t.id}`, "#/teachers"),
         ),
         t.status === "validating" ? card("Checking", loading("Loading the checkpoint safely and matching it to the architecture…")) : null,
         t.errors && t.errors.length ? card("Why it was rejected", issuesByFile(t.errors)) : null,
@@ -134,14 +97,9 @@ export function renderTeacher(main: HTMLElement, id: number): () => void {
           ? card("Details", h("dl", { class: "kv" }, Object.entries(info).map(([k, v]) => [h("dt", null, k), h("dd", null, typeof v === "object" ? JSON.stringify(v) : String(v))])))
           : null,
       );
-      if (t.status === "validating") timer = window.setTimeout(() => void load(), 1500);
-    } catch (err) {
-      if (!stopped) replace(main, errorState((err as Error).message, () => void load()));
-    }
-  };
-  void load();
-  return () => {
-    stopped = true;
-    window.clearTimeout(timer);
-  };
+      return t.status === "validating";
+    },
+    fail: (message, retry) => replace(main, errorState(message, retry)),
+    every: 1500,
+  }).stop;
 }
