@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PRESET ?= quick
 
-.PHONY: setup web browser demo demo-engine test test-all lint bench study clean
+.PHONY: setup web browser demo demo-engine test lint bench study clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -34,7 +34,6 @@ demo-engine: setup  ## only the engine part of `demo`: prints the result table a
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check core store api worker cli tests bench || true
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
@@ -43,6 +42,15 @@ test: setup browser  ## lint, import contracts, mypy and the whole default test 
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+bench: setup  ## every benchmark in its quick mode; each prints its figures and the machine
+	$(BIN)/python -m bench.train_step --quick
+	$(BIN)/python -m bench.inference --quick
+	$(BIN)/python -m bench.data_loader --quick
+	$(BIN)/python -m bench.api_load --quick
+
+study: setup  ## the accuracy study at CPU scale (about 90 min on 2 cores); writes docs/results.md
+	$(BIN)/python -m bench.study --scale cpu --out runs/study-cpu
 
 clean:
 	rm -rf $(VENV) web/node_modules web/dist .distillery

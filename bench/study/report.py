@@ -12,6 +12,7 @@ from bench.machine import format_machine
 from bench.study.aggregate import GAP_TARGET, METRICS, Stat, gap_closed, judge, metric_stat
 from bench.study.plan import MAIN_VARIANTS, TEACHER, VARIANT_LABELS, Scale
 from bench.study.runner import RunRecord
+from core.spec import DEFAULT_LAMBDA_KD
 
 
 @dataclass
@@ -139,7 +140,7 @@ def setup_section(ctx: StudyContext) -> list[str]:
         f"- Seeds: main ablation {list(s.seeds)}, per-level ablation {list(s.ablation_seeds)}, "
         f"VOC track {list(s.voc_seeds)}.",
         "- Variants are `core.spec.ablation_distill` presets of the default `DistillSpec` "
-        "(all levels P2–P5, all three terms, lambda_KD 1).",
+        f"(all levels P2–P5, all three terms, lambda_KD {DEFAULT_LAMBDA_KD:g}).",
         "- AP figures are COCO metrics (pycocotools) in percent; n/a where the test split has "
         "no object of that size (the benchmark has no large objects).",
         "",
