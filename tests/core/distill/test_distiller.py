@@ -99,7 +99,7 @@ def test_zero_weight_terms_are_absent_and_weights_scale_values(
     losses = one(images, targets)
     assert [k for k in losses if k.startswith("kd/")] == ["kd/spatial/p3"]
 
-    doubled = DistillSpec(levels=only_p3, lambda_kd=2.0)
+    doubled = DistillSpec(levels=only_p3, lambda_kd=2 * DistillSpec().lambda_kd)
     twice = HierarchicalDistiller(teacher, student, adapters=one.adapters, weights=doubled)
     assert torch.isclose(twice(images, targets)["kd/spatial/p3"], 2 * losses["kd/spatial/p3"])
 
