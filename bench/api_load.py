@@ -31,8 +31,7 @@ from typing import Any
 
 import httpx
 
-from bench.figures import print_figures, write_json
-from bench.machine import machine_info
+from bench.figures import publish
 from bench.timing import percentile
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -379,11 +378,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         finally:
             purge_queue(args.broker, queue)
     figures["job submissions/s"] = figures.get("submit job: requests/s", 0.0)
-    machine = machine_info("cpu")
-    print_figures("API under load", figures, machine)
-    payload = {"figures": figures, "machine": machine}
-    write_json(args.json, payload)
-    return payload
+    return publish("API under load", figures, device="cpu", json_path=args.json)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

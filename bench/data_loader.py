@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.figures import print_figures, write_json
-from bench.machine import machine_info, set_threads
+from bench.figures import publish
+from bench.machine import set_threads
 from core.spec import AugmentSpec, DataSpec
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -102,11 +102,13 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
             results[workers] = loader_throughput(data, batches=args.batches)
             figures[f"{workers} workers: images/s"] = results[workers]["images_per_s"]
             figures[f"{workers} workers: first batch (s)"] = results[workers]["first_batch_s"]
-    machine = machine_info("cpu")
-    print_figures("data loader with augmentations", figures, machine)
-    payload = {"figures": figures, "machine": machine, "results": results}
-    write_json(args.json, payload)
-    return payload
+    return publish(
+        "data loader with augmentations",
+        figures,
+        device="cpu",
+        json_path=args.json,
+        extra={"results": results},
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

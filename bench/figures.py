@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.machine import format_machine
+from bench.machine import format_machine, machine_info
 
 
 def _format_value(value: Any) -> str:
@@ -32,3 +32,19 @@ def write_json(path: Path | None, payload: dict[str, Any]) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def publish(
+    title: str,
+    figures: dict[str, Any],
+    *,
+    device: str,
+    json_path: Path | None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Print the figures with the machine, write them as JSON if asked; return the payload."""
+    machine = machine_info(device)
+    print_figures(title, figures, machine)
+    payload = {"figures": figures, "machine": machine, **(extra or {})}
+    write_json(json_path, payload)
+    return payload

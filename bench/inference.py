@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from bench.figures import print_figures, write_json
-from bench.machine import machine_info, set_threads
+from bench.figures import publish
+from bench.machine import set_threads
 from core.evaluation.efficiency import (
     count_gflops,
     count_parameters,
@@ -133,11 +133,13 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     figures[f"target >= {LATENCY_TARGET:g}x lower CPU latency met (PyTorch)"] = (
         latency_ratio >= LATENCY_TARGET
     )
-    machine = machine_info("cpu")
-    print_figures("inference: student vs teacher", figures, machine)
-    payload = {"figures": figures, "machine": machine, "models": measured}
-    write_json(args.json, payload)
-    return payload
+    return publish(
+        "inference: student vs teacher",
+        figures,
+        device="cpu",
+        json_path=args.json,
+        extra={"models": measured},
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,8 +26,8 @@ from typing import Any
 import torch
 
 from bench.batches import synthetic_batch
-from bench.figures import print_figures, write_json
-from bench.machine import machine_info, set_threads
+from bench.figures import publish
+from bench.machine import set_threads
 from bench.timing import median
 from core.spec import DistillSpec, ablation_distill
 from core.structures import Batch
@@ -289,11 +289,13 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if device.type == "cpu":
             for mode in MODES:
                 figures[f"{mode} memory added by the steps (MiB)"] = memory[mode]["step_rss_mib"]
-    machine = machine_info(device.type)
-    print_figures("train step: hierarchical KD vs plain", figures, machine)
-    payload = {"figures": figures, "machine": machine, "samples_s": samples}
-    write_json(args.json, payload)
-    return payload
+    return publish(
+        "train step: hierarchical KD vs plain",
+        figures,
+        device=device.type,
+        json_path=args.json,
+        extra={"samples_s": samples},
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
