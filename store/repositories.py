@@ -832,6 +832,29 @@ def stale_queued_jobs(session: Session, *, older_than: datetime) -> list[int]:
     )
 
 
+def take_stale_queued_jobs(
+    session: Session, *, older_than: datetime, now: datetime | None = None
+) -> list[int]:
+    """Stale queued jobs, each marked as sent again now (commits); the ids to send.
+
+    Marking bounds the resends to one per staleness period, however long a job waits; a
+    duplicate message is harmless because the lease drops it.
+    """
+    now = now or utcnow()
+    taken: list[int] = []
+    for job_id in stale_queued_jobs(session, older_than=older_than):
+        result = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state == "queued", Job.updated_at < older_than)
+            .values(updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if _rowcount(result) == 1:
+            taken.append(job_id)
+    session.commit()
+    return taken
+
+
 # --- metric points ----------------------------------------------------------------------------
 
 

@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     lease_seconds: int = 60
     heartbeat_seconds: int = 10
     max_attempts: int = 3
+    stale_queue_seconds: int = 1800  # a job queued this long is sent to the broker again
     job_queue: str = "gpu"
     cors_origins: list[str] = Field(default_factory=list)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from celery import bootsteps
@@ -18,18 +19,29 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def reap_once(app: DistilleryCelery) -> list[int]:
-    """Re-queue expired jobs (failing those without attempts left) and send each again."""
+def reap_once(app: DistilleryCelery, *, now: datetime | None = None) -> list[int]:
+    """Re-queue expired jobs (failing those without attempts left) and send each again.
+
+    Jobs queued longer than `settings.stale_queue_seconds` are sent again too: a serverless
+    broker loses a message delivered to a worker that dies before it claims the job.
+    """
     from worker.celery_app import TASK_RUN_JOB
 
     ctx = context_for(app.settings)
+    now = now or datetime.now(UTC)
     with session_scope(ctx.sessions) as session:
-        job_ids = repo.requeue_expired(session)
+        job_ids = repo.requeue_expired(session, now=now)
+        stale = repo.take_stale_queued_jobs(
+            session, older_than=now - timedelta(seconds=app.settings.stale_queue_seconds), now=now
+        )
     queue = app.settings.job_queue
     for job_id in job_ids:
         log.warning("job %s: lease expired, re-queued", job_id)
+    for job_id in stale:
+        log.warning("job %s: queued for long without a worker taking it, sent again", job_id)
+    for job_id in [*job_ids, *stale]:
         app.send_task(TASK_RUN_JOB, args=[job_id], queue=queue, routing_key=queue)
-    return job_ids
+    return [*job_ids, *stale]
 
 
 def reap_interval(lease_seconds: float) -> float:
