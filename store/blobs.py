@@ -246,9 +246,12 @@ class _CountingReader:
 class S3BlobStore:
     """Blobs as objects of one S3 bucket (AWS, MinIO, ...) through a boto3 client."""
 
-    def __init__(self, bucket: str, client: Any) -> None:
+    def __init__(self, bucket: str, client: Any, *, presign_client: Any | None = None) -> None:
         self.bucket = bucket
         self.client = client
+        # Browsers may reach the store by another host than the API does (MinIO inside
+        # compose): a SigV4 signature covers the host, so URLs are signed for the public one.
+        self.presign_client = presign_client or client
 
     def __repr__(self) -> str:
         return f"S3BlobStore({self.bucket!r})"
@@ -355,7 +358,7 @@ class S3BlobStore:
         if filename:
             safe = filename.replace('"', "")
             params["ResponseContentDisposition"] = f'attachment; filename="{safe}"'
-        url: str = self.client.generate_presigned_url(
+        url: str = self.presign_client.generate_presigned_url(
             "get_object", Params=params, ExpiresIn=expires
         )
         return url
@@ -420,6 +423,14 @@ def make_blob_store(settings: Settings) -> BlobStore:
         access_key=settings.s3_access_key,
         secret_key=settings.s3_secret_key,
     )
-    store = S3BlobStore(settings.s3_bucket, client)
+    presign_client = None
+    if settings.s3_public_endpoint_url:
+        presign_client = make_s3_client(
+            endpoint_url=settings.s3_public_endpoint_url,
+            region=settings.s3_region,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+        )
+    store = S3BlobStore(settings.s3_bucket, client, presign_client=presign_client)
     store.ensure_bucket(region=settings.s3_region)
     return store

@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     blob_backend: Literal["local", "s3"] = "local"
     blob_root: Path | None = None  # default: data_dir / "blobs"
     s3_endpoint_url: str | None = None
+    s3_public_endpoint_url: str | None = None  # host browsers use for presigned downloads
     s3_bucket: str = "distillery"
     s3_region: str = "us-east-1"
     s3_access_key: str | None = None

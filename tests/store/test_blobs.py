@@ -141,3 +141,17 @@ def test_make_blob_store_from_settings(tmp_path: Path, s3_endpoint: str) -> None
     again = make_blob_store(s3_settings(s3_endpoint, "created-by-settings"))
     again.put_stream("k", io.BytesIO(b"v"))
     assert s3.exists("k")
+
+
+def test_presigned_urls_name_the_public_endpoint(s3_endpoint: str) -> None:
+    from tests.platform_fixtures import s3_settings
+
+    # The API reaches the server as 127.0.0.1, browsers as localhost: sign for the latter.
+    public = s3_endpoint.replace("127.0.0.1", "localhost")
+    store = make_blob_store(
+        s3_settings(s3_endpoint, "public-endpoint", s3_public_endpoint_url=public)
+    )
+    store.put_stream("student.onnx", io.BytesIO(b"onnx"))
+    url = store.presigned_url("student.onnx")
+    assert url is not None and url.startswith(f"{public}/public-endpoint/student.onnx?")
+    assert httpx.get(url).content == b"onnx"
