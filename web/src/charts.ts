@@ -158,6 +158,8 @@ export class LineChart {
     requestAnimationFrame(() => {
       this.pending = false;
       this.empty.hidden = this.hasData();
+      // How many points are drawn, for tests and tools that watch the chart fill live.
+      this.element.dataset.points = String(this.chart.data.datasets.reduce((n, d) => n + d.data.length, 0));
       this.chart.update("none");
     });
   }

@@ -462,7 +462,9 @@ export function renderJob(main: HTMLElement, jobId: number): () => void {
         liveOn = false;
         window.clearTimeout(pollTimer);
       }
-      void reload().catch(() => undefined);
+      // A Retry clicked before this terminal frame arrived found the old stream still on and
+      // started none; follow the job again if it is active once more.
+      void reload().then(() => startLive(), () => undefined);
     }
   };
 
