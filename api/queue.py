@@ -8,15 +8,17 @@ from dataclasses import dataclass
 from celery import Celery
 from kombu import Queue
 
-from store.broker import broker_url_for
+from store.broker import (
+    TASK_RUN_JOB,
+    TASK_VALIDATE_DATASET,
+    TASK_VALIDATE_TEACHER,
+    VALIDATION_QUEUE,
+    broker_url_for,
+)
 from store.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-TASK_VALIDATE_DATASET = "distillery.validate_dataset"
-TASK_VALIDATE_TEACHER = "distillery.validate_teacher"
-TASK_RUN_JOB = "distillery.run_job"
-VALIDATION_QUEUE = "default"
 
 # A request should fail fast with a 503 rather than hang while the broker is away.
 _PUBLISH_RETRY = {

@@ -13,6 +13,14 @@ from store.settings import Settings
 
 FAST_SQLA_ALIAS = "distillery-sqla"
 
+# The task names and the validation queue: the contract between the API (which sends by name
+# and never imports worker) and the worker (which registers the tasks).
+TASK_VALIDATE_DATASET = "distillery.validate_dataset"
+TASK_VALIDATE_TEACHER = "distillery.validate_teacher"
+TASK_RUN_JOB = "distillery.run_job"
+TASK_REQUEUE_EXPIRED = "distillery.requeue_expired"
+VALIDATION_QUEUE = "default"
+
 
 class RaceSafeChannel(SqlAlchemyChannel):
     """kombu's SQL channel, where two processes declaring one queue no longer crash one."""

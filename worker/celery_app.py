@@ -8,10 +8,15 @@ from typing import Any
 from celery import Celery
 from kombu import Queue
 
-from store.broker import broker_url_for
+from store.broker import (
+    TASK_REQUEUE_EXPIRED,
+    TASK_RUN_JOB,
+    TASK_VALIDATE_DATASET,
+    TASK_VALIDATE_TEACHER,
+    VALIDATION_QUEUE,
+    broker_url_for,
+)
 from store.settings import Settings
-
-VALIDATION_QUEUE = "default"
 
 # A job may run for a day; the broker must not hand its message to another worker meanwhile
 # (Redis re-delivers an unacked message after visibility_timeout), so the hard time limit
@@ -20,11 +25,6 @@ JOB_TIME_LIMIT_S = 24 * 3600
 JOB_SOFT_TIME_LIMIT_S = JOB_TIME_LIMIT_S - 300
 VISIBILITY_TIMEOUT_S = JOB_TIME_LIMIT_S + 3600
 VALIDATION_TIME_LIMIT_S = 3600
-
-TASK_VALIDATE_DATASET = "distillery.validate_dataset"
-TASK_VALIDATE_TEACHER = "distillery.validate_teacher"
-TASK_RUN_JOB = "distillery.run_job"
-TASK_REQUEUE_EXPIRED = "distillery.requeue_expired"
 
 
 def broker_transport_options(url: str) -> dict[str, Any]:
