@@ -19,15 +19,17 @@ from pathlib import Path
 
 from bench.machine import machine_info, set_threads
 from bench.study.data import build_benchmark, export_voc, split_counts
-from bench.study.plan import SCALES, TEACHER, plan_runs
+from bench.study.plan import SCALES, plan_runs, plan_tuning
 from bench.study.report import StudyContext, render_report
 from bench.study.runner import (
     RunRecord,
     StudyRunner,
+    execute_all,
     runs_root,
     student_weights,
     teacher_weights,
 )
+from bench.study.tuning import best_candidate, render_tuning
 
 log = logging.getLogger("bench.study")
 
@@ -37,7 +39,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.study", description=__doc__)
     parser.add_argument("--scale", choices=sorted(SCALES), default="cpu")
     parser.add_argument("--out", type=Path, help="run folder (default runs/study-<scale>)")
-    parser.add_argument("--report", type=Path, default=Path("docs/results.md"))
+    parser.add_argument(
+        "--report", type=Path, help="default docs/results.md (docs/tuning.md with --tune)"
+    )
+    parser.add_argument(
+        "--tune",
+        action="store_true",
+        help="score full HKD and candidate changes to it on val (after the teachers are trained)",
+    )
     parser.add_argument(
         "--split",
         choices=("test", "val"),
@@ -47,7 +56,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-voc", action="store_true", help="skip the Pascal VOC track")
     parser.add_argument("--no-ablation", action="store_true", help="skip the per-level ablation")
     parser.add_argument("--no-pictures", action="store_true")
+    parser.add_argument(
+        "--teachers-only", action="store_true", help="train (or score) the teachers and stop"
+    )
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="train this many runs at once, in separate processes (--threads each, default 1)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="list the runs and stop")
     return parser.parse_args(argv)
 
@@ -85,7 +103,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_threads(args.threads)
     scale = SCALES[args.scale]
     out: Path = args.out or Path("runs") / f"study-{scale.name}"
-    runs = plan_runs(scale, voc=not args.no_voc, ablation=not args.no_ablation)
+    if args.tune:
+        args.split = "val"
+        runs = plan_tuning(scale)
+    else:
+        runs = plan_runs(scale, voc=not args.no_voc, ablation=not args.no_ablation)
+    args.report = args.report or Path("docs/tuning.md" if args.tune else "docs/results.md")
+    if args.teachers_only:
+        runs = [run for run in runs if run.group == "teacher"]
     if args.dry_run:
         for run in runs:
             print(run.key, f"({run.group})")
@@ -94,36 +119,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     log.info("preparing data under %s", out / "data")
     data = {"coco": build_benchmark(scale, out / "data" / "synth")}
-    if not args.no_voc:
+    if not (args.no_voc or args.tune):
         data["voc"] = export_voc(data["coco"], out / "data" / "synth_voc")
     runner = StudyRunner(scale, out, data, split=args.split)
-    records: list[RunRecord] = []
-    for index, run in enumerate(runs, start=1):
-        if run.variant != TEACHER:
-            teacher = next(r for r in records if r.track == run.track and r.variant == TEACHER)
-            if not teacher.ok:
-                log.error("%s skipped: the %s teacher failed", run.key, run.track)
-                continue
-        log.info("[%d/%d] %s", index, len(runs), run.key)
-        record = runner.execute(run)
-        records.append(record)
+    finished: list[RunRecord] = []
+
+    def report_progress(record: RunRecord) -> None:
+        finished.append(record)
         scores = record.scores()
         log.info(
             "[%d/%d] %s done in %.1f min: %s AP %s, AP_small %s%s",
-            index,
+            len(finished),
             len(runs),
-            run.key,
+            record.key,
             record.seconds / 60,
             args.split,
             scores.get("AP"),
             scores.get("AP_small"),
             f" (FAILED: {record.error})" if record.error else "",
         )
-        trained = [r.seconds for r in records if r.variant != TEACHER and r.seconds > 1.0]
-        if trained:
-            left = sum(1 for r in runs[index:] if r.variant != TEACHER)
-            eta = left * sum(trained) / len(trained) / 60
-            log.info("about %.0f min of student runs left (teachers not counted)", eta)
+
+    records = execute_all(
+        runner,
+        runs,
+        workers=args.workers,
+        threads_per_worker=args.threads or 1,
+        on_done=report_progress,
+    )
+    summary = {"records": [asdict(r) for r in records], "machine": machine_info()}
+    (runs_root(out, args.split) / "summary.json").write_text(
+        json.dumps(summary, indent=2, sort_keys=True)
+    )
+    if args.tune:
+        ctx = StudyContext(
+            scale=scale,
+            command="python -m bench.study " + shlex.join(argv),
+            machine=machine_info(),
+            data_counts={},
+            wall_seconds=time.perf_counter() - started,
+            split="val",
+        )
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(render_tuning(records, ctx), encoding="utf-8")
+        log.info("tuning report written to %s; best: %s", args.report, best_candidate(records))
+        return 0 if all(r.ok for r in records) else 1
+    if args.teachers_only:
+        failed = [r.key for r in records if not r.ok]
+        log.info("teachers done (%d failed); no report written", len(failed))
+        return 1 if failed else 0
     pictures = [] if args.no_pictures else _pictures(args, out, data)
     ctx = StudyContext(
         scale=scale,
@@ -133,10 +176,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         wall_seconds=time.perf_counter() - started,
         pictures=pictures,
         split=args.split,
-    )
-    summary = {"records": [asdict(r) for r in records], "machine": ctx.machine}
-    (runs_root(out, args.split) / "summary.json").write_text(
-        json.dumps(summary, indent=2, sort_keys=True)
     )
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(render_report(records, ctx, args.report), encoding="utf-8")

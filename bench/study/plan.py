@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from core.spec import (
     ABLATION_PRESETS,
@@ -28,6 +28,19 @@ LEVEL_ABLATIONS: tuple[str, ...] = tuple(f"drop_{name}" for name in LEVEL_NAMES)
 )
 """Full hierarchical KD with one level or one term switched off."""
 TEACHER = "teacher"
+TUNING: dict[str, tuple[str, dict[str, Any]]] = {
+    "tune_lambda_0.03": ("HKD, lambda_KD 0.03", {"lambda_kd": 0.03}),
+    "tune_lambda_0.3": ("HKD, lambda_KD 0.3", {"lambda_kd": 0.3}),
+    "tune_no_context": ("HKD without the context term", {"level_terms": {"context": 0.0}}),
+    "tune_warmup": ("HKD, lambda_KD ramped over 120 steps", {"warmup_steps": 120}),
+    "tune_flat_masks": ("HKD, masks not scale-aware", {"spatial": {"scale_aware": False}}),
+    "tune_raw_features": (
+        "HKD, spatial term without channel normalisation",
+        {"spatial": {"normalize": False}},
+    ),
+}
+"""Candidate changes to full HKD (weights, warm-up, masks, normalisation), compared on val."""
+TUNING_BASELINES: tuple[str, ...] = ("no_kd", "hierarchical")
 VARIANT_LABELS: dict[str, str] = {
     "teacher": "teacher",
     "no_kd": "no KD",
@@ -36,10 +49,11 @@ VARIANT_LABELS: dict[str, str] = {
     "hierarchical": "hierarchical KD (full)",
     **{f"drop_{n}": f"HKD without {n.upper()}" for n in LEVEL_NAMES},
     **{f"drop_{t}": f"HKD without the {t} term" for t in TERMS},
+    **{name: label for name, (label, _) in TUNING.items()},
 }
 
 Track = Literal["coco", "voc"]
-Group = Literal["teacher", "main", "ablation"]
+Group = Literal["teacher", "main", "ablation", "tuning"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +79,9 @@ class Scale:
     voc_seeds: tuple[int, ...]
     voc_variants: tuple[str, ...]
     ablation_variants: tuple[str, ...] = LEVEL_ABLATIONS
+    tuning_seeds: tuple[int, ...] = (0, 1)
+    distill: tuple[tuple[str, Any], ...] = ()
+    """Changes to the default DistillSpec chosen by the val tuning (`--tune`) of this scale."""
     max_steps_per_epoch: int | None = None
     num_workers: int = 0
     data_seed: int = 0
@@ -92,21 +109,22 @@ SCALES: dict[str, Scale] = {
         voc_seeds=(0,),
         voc_variants=("hierarchical",),
         ablation_variants=("drop_p2", "drop_context"),
+        tuning_seeds=(0,),
         max_steps_per_epoch=2,
     ),
     "cpu": Scale(
         name="cpu",
-        description="about 90 minutes on 2 CPU cores: 128 px, ResNet-18 FPN teacher",
+        description="about 90 minutes on 2 CPU cores (2 workers): 128 px, ResNet-18 FPN teacher",
         image_size=128,
-        trainval_images=300,
+        trainval_images=600,
         val_fraction=0.2,
-        test_images=100,
+        test_images=200,
         batch_size=8,
         teacher_arch="retinanet_resnet18_fpn",
         teacher_fpn=128,
         student_arch="retinanet_mobilenet_v2_fpn",
         student_fpn=64,
-        teacher_epochs=8,
+        teacher_epochs=12,
         student_epochs=4,
         lr=2e-3,
         seeds=(0, 1, 2),
@@ -170,11 +188,49 @@ def plan_runs(scale: Scale, *, voc: bool = True, ablation: bool = True) -> list[
     return runs
 
 
+def plan_tuning(scale: Scale) -> list[StudyRun]:
+    """The val tuning runs: the teacher, then no KD, full HKD and every candidate per seed."""
+    runs = [StudyRun("coco", "teacher", TEACHER, scale.data_seed)]
+    runs += [
+        StudyRun("coco", "tuning", v, s)
+        for s in scale.tuning_seeds
+        for v in (*TUNING_BASELINES, *TUNING)
+    ]
+    return runs
+
+
+def apply_changes(spec: DistillSpec, changes: dict[str, Any]) -> DistillSpec:
+    """`spec` with top-level fields, option groups and per-level term weights replaced.
+
+    `{"lambda_kd": 0.3}`, `{"spatial": {"normalize": False}}`, and `{"level_terms":
+    {"context": 0.5}}` (that term's weight at every level) are the three forms.
+    """
+    update: dict[str, Any] = {}
+    for key, value in changes.items():
+        if key == "level_terms":
+            update["levels"] = {
+                name: weights.model_copy(update=value) for name, weights in spec.levels.items()
+            }
+        elif isinstance(value, dict):
+            update[key] = getattr(spec, key).model_copy(update=value)
+        else:
+            update[key] = value
+    return DistillSpec.model_validate(spec.model_copy(update=update).model_dump())
+
+
+def scale_distill(scale: Scale) -> DistillSpec:
+    """The default DistillSpec with the scale's tuned changes."""
+    return apply_changes(DistillSpec(), dict(scale.distill))
+
+
 def variant_distill(base: DistillSpec, variant: str) -> DistillSpec:
-    """The distillation weights of a main variant or of a per-level/per-term ablation."""
+    """The distillation weights of a main variant, a per-level/per-term ablation or a
+    tuning candidate."""
     if variant in MAIN_VARIANTS:
         return ablation_distill(base, variant)  # type: ignore[arg-type]
     full = ablation_distill(base, "hierarchical")
+    if variant in TUNING:
+        return apply_changes(full, TUNING[variant][1])
     dropped = variant.removeprefix("drop_")
     if dropped in LEVEL_NAMES:
         levels = dict(full.levels)
@@ -248,7 +304,7 @@ def student_spec(
         data=_data(scale, data, val_split=eval_split),
         teacher=_teacher(scale, teacher_weights),
         student=_student(scale),
-        distill=variant_distill(DistillSpec(), run.variant),
+        distill=variant_distill(scale_distill(scale), run.variant),
         schedule=_schedule(scale, scale.student_epochs),
         seed=run.seed,
     )

@@ -32,7 +32,8 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
 
-def _mean_std(stat: Stat) -> str:
+def mean_std(stat: Stat) -> str:
+    """`mean ± std` in percent, the mean alone with one seed, n/a without values."""
     if stat.mean is None:
         return "n/a"
     if stat.std is None:
@@ -162,12 +163,12 @@ def main_table(records: Sequence[RunRecord], ctx: StudyContext) -> list[str]:
         "|---" * (len(METRICS) + 3) + "|",
     ]
     if teacher:
-        cells = [_mean_std(metric_stat([teacher], m)) for m in METRICS]
+        cells = [mean_std(metric_stat([teacher], m)) for m in METRICS]
         lines.append(f"| {_label(TEACHER)} | 1 | " + " | ".join(cells) + " | (100%) |")
     for variant in MAIN_VARIANTS:
         found = _records(records, track="coco", variant=variant)
         scores = _scores(found)
-        cells = [_mean_std(metric_stat(scores, m)) for m in METRICS]
+        cells = [mean_std(metric_stat(scores, m)) for m in METRICS]
         small = metric_stat(scores, "AP_small")
         share = gap_closed(small.mean, no_kd.mean, teacher.get("AP_small"))
         closed = "–" if share is None else f"{100 * share:.0f}%"
@@ -236,13 +237,13 @@ def ablation_table(records: Sequence[RunRecord], ctx: StudyContext) -> list[str]
         "| configuration | seeds | AP | AP_small | Δ AP_small vs full HKD |",
         "|---|---|---|---|---|",
         f"| {_label('hierarchical')} | {full.n} | "
-        + _mean_std(
+        + mean_std(
             metric_stat(
                 _scores(_records(records, track="coco", variant="hierarchical", seeds=seeds)),
                 "AP",
             )
         )
-        + f" | {_mean_std(full)} | 0 |",
+        + f" | {mean_std(full)} | 0 |",
     ]
     for variant in ctx.scale.ablation_variants:
         found = _records(records, track="coco", variant=variant, seeds=seeds)
@@ -256,8 +257,8 @@ def ablation_table(records: Sequence[RunRecord], ctx: StudyContext) -> list[str]
             else f"{100 * (small.mean - full.mean):+.1f}"
         )
         lines.append(
-            f"| {_label(variant)} | {len(found)} | {_mean_std(metric_stat(scores, 'AP'))} | "
-            f"{_mean_std(small)} | {delta} |"
+            f"| {_label(variant)} | {len(found)} | {mean_std(metric_stat(scores, 'AP'))} | "
+            f"{mean_std(small)} | {delta} |"
         )
     lines += [
         "",
@@ -294,7 +295,7 @@ def voc_table(records: Sequence[RunRecord], ctx: StudyContext) -> list[str]:
             )
         for metric in ("AP", "AP_small"):
             for track in ("coco", "voc"):
-                row.append(_mean_std(metric_stat(per_track[track], metric)))
+                row.append(mean_std(metric_stat(per_track[track], metric)))
         lines.append("| " + " | ".join(row) + " |")
     return [*lines, ""]
 

@@ -101,6 +101,7 @@ class StudyRunner:
 
             run_job = core_run_job
         self.scale = scale
+        self.out = out
         self.root = runs_root(out, split)
         self.data = data
         self.split = split
@@ -108,12 +109,29 @@ class StudyRunner:
         # One cache per track: the teacher is evaluated on val once, not in every variant.
         self._teacher_cache: dict[str, dict[str, Any]] = {}
 
+    def teacher_checkpoint(self, track: str) -> Path:
+        """The track's trained teacher: trained by this split's study, or by the test study's.
+
+        Training a teacher does not depend on the split it is scored on (it is scored once,
+        at the end), so a val study reuses the teacher that the test study trained.
+        """
+        own = teacher_weights(self.root, track, self.scale.data_seed)
+        if own.is_file() or self.split == "test":
+            return own
+        return teacher_weights(runs_root(self.out, "test"), track, self.scale.data_seed)
+
     def spec(self, run: StudyRun) -> JobSpec:
         """The job spec of a run."""
         data = self.data[run.track]
         if run.variant == TEACHER:
-            return teacher_spec(self.scale, run, data, eval_split=self.split)
-        weights = teacher_weights(self.root, run.track, self.scale.data_seed)
+            spec = teacher_spec(self.scale, run, data, eval_split=self.split)
+            trained = self.teacher_checkpoint(run.track)
+            if self.split != "test" and trained.is_file() and spec.teacher is not None:
+                # Score the test study's teacher on this split instead of training it again.
+                teacher = spec.teacher.model_copy(update={"checkpoint": str(trained)})
+                return spec.model_copy(update={"kind": "evaluate", "teacher": teacher})
+            return spec
+        weights = self.teacher_checkpoint(run.track)
         return student_spec(self.scale, run, data, weights, eval_split=self.split)
 
     def execute(self, run: StudyRun) -> RunRecord:
@@ -148,3 +166,85 @@ class StudyRunner:
         folder.mkdir(parents=True, exist_ok=True)
         record.save(record_path)
         return record
+
+
+# ----------------------------------------------------------------------- parallel execution
+_worker_runner: StudyRunner | None = None
+
+
+def _init_worker(runner: StudyRunner, threads: int) -> None:
+    global _worker_runner
+    from bench.machine import set_threads
+
+    set_threads(threads)
+    _worker_runner = runner
+
+
+def _execute_in_worker(run: StudyRun) -> RunRecord:
+    if _worker_runner is None:
+        raise RuntimeError("study worker process was not initialised")
+    return _worker_runner.execute(run)
+
+
+def execute_all(
+    runner: StudyRunner,
+    runs: list[StudyRun],
+    *,
+    workers: int = 1,
+    threads_per_worker: int = 1,
+    on_done: Callable[[RunRecord], None] | None = None,
+) -> list[RunRecord]:
+    """Every run's record, in plan order: the teachers first, then the students.
+
+    With `workers` > 1 the runs of a phase go to that many processes (each with
+    `threads_per_worker` torch threads): on a small CPU two one-thread trainings finish
+    sooner than one two-thread training after another. A student whose track's teacher
+    failed is not run.
+    """
+    done: dict[str, RunRecord] = {}
+
+    def finish(record: RunRecord) -> None:
+        done[record.key] = record
+        if on_done is not None:
+            on_done(record)
+
+    teachers = [r for r in runs if r.variant == TEACHER]
+    students = [r for r in runs if r.variant != TEACHER]
+    pool = None
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),  # no fork of a threaded torch
+            initializer=_init_worker,
+            initargs=(runner, threads_per_worker),
+        )
+    try:
+        for phase in (teachers, students):
+            ready = [
+                run
+                for run in phase
+                if run.variant == TEACHER
+                or done.get(f"{run.track}/{TEACHER}/seed{runner.scale.data_seed}", _FAILED).ok
+            ]
+            for run in phase:
+                if run not in ready:
+                    log.error("%s skipped: the %s teacher failed", run.key, run.track)
+            if pool is None:
+                for run in ready:
+                    finish(runner.execute(run))
+            else:
+                from concurrent.futures import as_completed
+
+                futures = [pool.submit(_execute_in_worker, run) for run in ready]
+                for future in as_completed(futures):
+                    finish(future.result())
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return [done[run.key] for run in runs if run.key in done]
+
+
+_FAILED = RunRecord(key="", track="", group="", variant="", seed=0, error="not run")

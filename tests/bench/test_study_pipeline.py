@@ -1,0 +1,78 @@
+"""The study end to end at the smoke scale: real jobs in two worker processes, then the val
+tuning, which must score the teacher the test study trained instead of training another."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.study.__main__ import main
+from bench.study.plan import SCALES, TUNING, apply_changes, scale_distill, variant_distill
+from bench.study.runner import RunRecord
+from bench.study.tuning import best_candidate
+from core.spec import DistillSpec
+
+SMOKE_ARGS = ["--scale", "smoke", "--threads", "1", "--no-pictures"]
+
+
+def _records(root: Path) -> dict[str, RunRecord]:
+    summary = json.loads((root / "summary.json").read_text())
+    return {r["key"]: RunRecord(**r) for r in summary["records"]}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("study")
+    report = out / "results.md"
+    status = main([*SMOKE_ARGS, "--out", str(out), "--report", str(report), "--workers", "2"])
+    assert status == 0, "a smoke-scale run failed"
+    return out
+
+
+def test_parallel_study_writes_every_run_and_the_report(study: Path) -> None:
+    records = _records(study / "runs")
+    expected = {
+        "coco/teacher/seed0",
+        "coco/no_kd/seed0",
+        "coco/hierarchical/seed0",
+        "coco/drop_p2/seed0",
+        "voc/teacher/seed0",
+        "voc/hierarchical/seed0",
+    }
+    assert expected <= set(records)
+    assert all(r.ok and r.split == "test" for r in records.values())
+    assert "AP_small" in records["coco/hierarchical/seed0"].scores()
+    text = (study / "results.md").read_text()
+    assert "## Main ablation" in text and "`coco/drop_context/seed0`" in text
+
+
+def test_tuning_scores_the_trained_teacher_on_val(study: Path) -> None:
+    report = study / "tuning.md"
+    teacher_file = study / "runs/coco/teacher/seed0/job/teacher.safetensors"
+    trained_at = teacher_file.stat().st_mtime
+    status = main([*SMOKE_ARGS, "--out", str(study), "--tune", "--report", str(report)])
+    assert status == 0
+    records = _records(study / "runs-val")
+    teacher = records["coco/teacher/seed0"]
+    assert teacher.split == "val" and teacher.metrics["kind"] == "evaluate"
+    assert not (study / "runs-val/coco/teacher/seed0/job/teacher.safetensors").exists()
+    assert teacher_file.stat().st_mtime == trained_at
+    assert {f"coco/{name}/seed0" for name in TUNING} <= set(records)
+    text = report.read_text()
+    assert "**val** split" in text and "HKD, lambda_KD 0.3" in text
+    assert best_candidate(list(records.values())) in {*TUNING, "hierarchical"}
+
+
+def test_tuning_changes_apply_to_every_variant() -> None:
+    scale = dataclasses.replace(
+        SCALES["cpu"], distill=(("lambda_kd", 0.2), ("level_terms", {"context": 0.5}))
+    )
+    base = scale_distill(scale)
+    assert base.lambda_kd == 0.2 and base.levels["p4"].context == 0.5
+    assert variant_distill(base, "single_level").lambda_kd == 0.2
+    masks = apply_changes(DistillSpec(), {"spatial": {"scale_aware": False}})
+    assert masks.spatial.scale_aware is False and masks.spatial.normalize is True
+    assert variant_distill(base, "tune_lambda_0.3").lambda_kd == 0.3
