@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PRESET ?= quick
 
-.PHONY: setup web browser demo demo-engine test lint bench study clean
+.PHONY: setup web browser demo demo-engine test lint bench study tune clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -50,7 +50,10 @@ bench: setup  ## every benchmark in its quick mode; each prints its figures and 
 	$(BIN)/python -m bench.api_load --quick
 
 study: setup  ## the accuracy study at CPU scale (about 90 min on 2 cores); writes docs/results.md
-	$(BIN)/python -m bench.study --scale cpu --out runs/study-cpu
+	$(BIN)/python -m bench.study --scale cpu --out runs/study-cpu --threads 1 --workers 2
+
+tune: setup  ## candidate changes to HKD scored on val (after `make study` trained the teachers)
+	$(BIN)/python -m bench.study --scale cpu --out runs/study-cpu --threads 1 --workers 2 --tune
 
 clean:
 	rm -rf $(VENV) web/node_modules web/dist .distillery

@@ -35,6 +35,8 @@ class RunRecord:
     metrics: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     error: str | None = None
+    training_hash: str = ""  # what the training depended on (not the split it was scored on)
+    trained_by: str | None = None  # set when this run scored a model trained by another run
 
     @property
     def ok(self) -> bool:
@@ -62,6 +64,15 @@ class RunRecord:
     def save(self, path: Path) -> None:
         """Write the record as JSON."""
         path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True), encoding="utf-8")
+
+
+def training_hash(spec: JobSpec) -> str:
+    """Hash of everything a job's training depends on: the spec less its name and eval split.
+
+    A model is scored once, after its last step, so training does not depend on the split.
+    """
+    data = spec.data.model_copy(update={"val_split": ""})
+    return spec.model_copy(update={"name": None, "data": data}).spec_hash()
 
 
 def runs_root(out: Path, split: str) -> Path:
@@ -134,10 +145,32 @@ class StudyRunner:
         weights = self.teacher_checkpoint(run.track)
         return student_spec(self.scale, run, data, weights, eval_split=self.split)
 
+    def trained_on_val(self, spec: JobSpec) -> tuple[Path, RunRecord] | None:
+        """A student that the val study (tuning) trained with exactly this training, if any.
+
+        The test study scores that model on test instead of training it again: the same
+        weights, chosen on val, reported on test.
+        """
+        if self.split != "test" or spec.kind != "distill":
+            return None
+        wanted = training_hash(spec)
+        for path in sorted(runs_root(self.out, "val").glob("*/*/seed*/record.json")):
+            record = RunRecord.load(path)
+            weights = path.parent / "job" / "student.safetensors"
+            if record.ok and record.training_hash == wanted and weights.is_file():
+                return weights, record
+        return None
+
     def execute(self, run: StudyRun) -> RunRecord:
         """Run one job, or return its cached record when its spec is unchanged."""
         folder = run_folder(self.root, run)
-        spec = self.spec(run)
+        planned = spec = self.spec(run)
+        reused = self.trained_on_val(planned)
+        if reused is not None and planned.student is not None:
+            student = planned.student.model_copy(update={"checkpoint": str(reused[0])})
+            spec = planned.model_copy(
+                update={"kind": "evaluate", "teacher": None, "student": student}
+            )
         record_path = folder / "record.json"
         if record_path.is_file():
             cached = RunRecord.load(record_path)
@@ -152,6 +185,8 @@ class StudyRunner:
             seed=run.seed,
             split=self.split,
             spec_hash=spec.spec_hash(),
+            training_hash="" if planned.kind == "evaluate" else training_hash(planned),
+            trained_by=None if reused is None else f"{reused[1].split}:{reused[1].key}",
         )
         started = time.perf_counter()
         try:

@@ -76,3 +76,18 @@ def test_tuning_changes_apply_to_every_variant() -> None:
     masks = apply_changes(DistillSpec(), {"spatial": {"scale_aware": False}})
     assert masks.spatial.scale_aware is False and masks.spatial.normalize is True
     assert variant_distill(base, "tune_lambda_0.3").lambda_kd == 0.3
+
+
+def test_test_study_scores_val_trained_students_instead_of_retraining(study: Path) -> None:
+    # Runs after the tuning test: the val study holds no KD, full HKD and HKD without the
+    # context term at seed 0, trained exactly as the test study's runs of the same training.
+    main([*SMOKE_ARGS, "--out", str(study), "--tune", "--report", str(study / "tuning.md")])
+    status = main([*SMOKE_ARGS, "--out", str(study), "--report", str(study / "again.md")])
+    assert status == 0
+    records = _records(study / "runs")
+    assert records["coco/no_kd/seed0"].trained_by == "val:coco/no_kd/seed0"
+    assert records["coco/drop_context/seed0"].trained_by == "val:coco/tune_no_context/seed0"
+    assert records["coco/drop_context/seed0"].metrics["kind"] == "evaluate"
+    assert records["coco/drop_p2/seed0"].trained_by is None  # no val run trained it
+    assert records["voc/hierarchical/seed0"].trained_by is None  # the tuning is COCO only
+    assert "scored the model trained by `val:coco/no_kd/seed0`" in (study / "again.md").read_text()
