@@ -59,6 +59,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--teachers-only", action="store_true", help="train (or score) the teachers and stop"
     )
+    parser.add_argument(
+        "--only", nargs="+", metavar="VARIANT", help="run only these variants (and the teachers)"
+    )
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     parser.add_argument(
         "--workers",
@@ -111,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.report = args.report or Path("docs/tuning.md" if args.tune else "docs/results.md")
     if args.teachers_only:
         runs = [run for run in runs if run.group == "teacher"]
+    if args.only:
+        runs = [run for run in runs if run.group == "teacher" or run.variant in args.only]
     if args.dry_run:
         for run in runs:
             print(run.key, f"({run.group})")
@@ -119,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     log.info("preparing data under %s", out / "data")
     data = {"coco": build_benchmark(scale, out / "data" / "synth")}
-    if not (args.no_voc or args.tune):
+    if not args.no_voc or (args.tune and scale.tuning_track == "voc"):
         data["voc"] = export_voc(data["coco"], out / "data" / "synth_voc")
     runner = StudyRunner(scale, out, data, split=args.split)
     finished: list[RunRecord] = []
