@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from bench.study.__main__ import main
-from bench.study.plan import SCALES, TUNING, apply_changes, scale_distill, variant_distill
+from bench.study.plan import (
+    SCALES,
+    TUNING,
+    apply_changes,
+    plan_runs,
+    scale_distill,
+    teacher_spec,
+    variant_distill,
+)
 from bench.study.runner import RunRecord
 from bench.study.tuning import best_candidate
 from core.spec import DistillSpec
@@ -91,3 +99,26 @@ def test_test_study_scores_val_trained_students_instead_of_retraining(study: Pat
     assert records["coco/drop_p2/seed0"].trained_by is None  # no val run trained it
     assert records["voc/hierarchical/seed0"].trained_by is None  # the tuning is COCO only
     assert "scored the model trained by `val:coco/no_kd/seed0`" in (study / "again.md").read_text()
+
+
+def test_dry_run_lists_only_the_selected_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--scale", "cpu", "--only", "no_kd", "--no-voc", "--dry-run"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[:4] == [
+        "coco/teacher/seed0 (teacher)",
+        "coco/no_kd/seed0 (main)",
+        "coco/no_kd/seed1 (main)",
+        "coco/no_kd/seed2 (main)",
+    ]
+    assert main(["--scale", "cpu", "--teachers-only", "--dry-run"]) == 0
+    assert "2 runs at scale cpu" in capsys.readouterr().out
+
+
+def test_teacher_lr_is_per_track() -> None:
+    scale = SCALES["cpu"]
+    runs = {r.key: r for r in plan_runs(scale)}
+    data = Path("unused")
+    coco = teacher_spec(scale, runs["coco/teacher/seed0"], data, eval_split="val")
+    voc = teacher_spec(scale, runs["voc/teacher/seed0"], data, eval_split="val")
+    assert coco.schedule.lr == dict(scale.teacher_lr)["coco"]
+    assert voc.schedule.lr == scale.lr
