@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import traceback
 from collections.abc import Callable
@@ -207,10 +208,25 @@ class StudyRunner:
 _worker_runner: StudyRunner | None = None
 
 
-def _init_worker(runner: StudyRunner, threads: int) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Linux: have the kernel stop this worker when the study process dies (a killed study
+    must not leave orphan trainings behind), and stop now if it already has."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != parent:  # the study died while this worker was starting
+        os._exit(1)
+
+
+def _init_worker(runner: StudyRunner, threads: int, parent: int) -> None:
     global _worker_runner
     from bench.machine import set_threads
 
+    _die_with_parent(parent)
     set_threads(threads)
     _worker_runner = runner
 
@@ -254,7 +270,7 @@ def execute_all(
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),  # no fork of a threaded torch
             initializer=_init_worker,
-            initargs=(runner, threads_per_worker),
+            initargs=(runner, threads_per_worker, os.getpid()),
         )
     try:
         for phase in (teachers, students):

@@ -122,3 +122,50 @@ def test_teacher_lr_is_per_track() -> None:
     voc = teacher_spec(scale, runs["voc/teacher/seed0"], data, eval_split="val")
     assert coco.schedule.lr == dict(scale.teacher_lr)["coco"]
     assert voc.schedule.lr == scale.lr
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        children = task / "children"
+        if children.is_file():
+            found |= {int(c) for c in children.read_text().split()}
+    return found
+
+
+def _alive(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.is_file() and stat.read_text().split(") ")[-1][:1] not in {"Z", "X"}
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_killed_study_leaves_no_worker_behind(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = ["--out", str(tmp_path), "--report", str(tmp_path / "r.md")]
+    study = subprocess.Popen(
+        [sys.executable, "-m", "bench.study", *SMOKE_ARGS, "--workers", "2", "--no-voc", *out]
+    )
+    workers: set[int] = set()
+    deadline = time.monotonic() + 120
+    while not workers and study.poll() is None and time.monotonic() < deadline:
+        # A pool worker (the resource tracker is a child too, but not a spawn_main).
+        workers = {p for p in _children(study.pid) if "spawn_main" in _cmdline(p)}
+        time.sleep(0.05)
+    assert workers, "the study started no worker process"
+    study.send_signal(signal.SIGKILL)
+    study.wait()
+    deadline = time.monotonic() + 60
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in workers if _alive(p)], "workers outlived the killed study"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
