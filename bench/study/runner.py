@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 import traceback
 from collections.abc import Callable
@@ -200,6 +201,9 @@ class StudyRunner:
             log.error("%s failed:\n%s", run.key, traceback.format_exc())
         record.seconds = time.perf_counter() - started
         folder.mkdir(parents=True, exist_ok=True)
+        if reused is not None and record.ok:
+            # The scored weights live with the run, as if it had trained them (pictures).
+            shutil.copyfile(reused[0], folder / "job" / "student.safetensors")
         record.save(record_path)
         return record
 

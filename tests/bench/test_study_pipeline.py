@@ -96,6 +96,11 @@ def test_test_study_scores_val_trained_students_instead_of_retraining(study: Pat
     assert records["coco/no_kd/seed0"].trained_by == "val:coco/no_kd/seed0"
     assert records["coco/drop_context/seed0"].trained_by == "val:coco/tune_no_context/seed0"
     assert records["coco/drop_context/seed0"].metrics["kind"] == "evaluate"
+    weights = study / "runs/coco/no_kd/seed0/job/student.safetensors"
+    assert (
+        weights.read_bytes()
+        == (study / "runs-val/coco/no_kd/seed0/job/student.safetensors").read_bytes()
+    )
     assert records["coco/drop_p2/seed0"].trained_by is None  # no val run trained it
     assert records["voc/hierarchical/seed0"].trained_by is None  # the tuning is COCO only
     assert "scored the model trained by `val:coco/no_kd/seed0`" in (study / "again.md").read_text()
