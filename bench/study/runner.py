@@ -6,6 +6,8 @@ did not change, so an interrupted study resumes where it stopped.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import logging
 import os
@@ -74,7 +76,28 @@ def training_hash(spec: JobSpec) -> str:
     A model is scored once, after its last step, so training does not depend on the split.
     """
     data = spec.data.model_copy(update={"val_split": ""})
-    return spec.model_copy(update={"name": None, "data": data}).spec_hash()
+    update: dict[str, Any] = {"name": None, "data": data}
+    if spec.teacher is not None and spec.teacher.checkpoint:
+        # The teacher file's content, not only its path: a retrained teacher is another one.
+        checkpoint = Path(spec.teacher.checkpoint)
+        digest = file_digest(checkpoint) if checkpoint.is_file() else "missing"
+        update["teacher"] = spec.teacher.model_copy(update={"checkpoint": digest})
+    return spec.model_copy(update=update).spec_hash()
+
+
+@functools.lru_cache(maxsize=16)
+def _digest(path: Path, size: int, mtime_ns: int) -> str:
+    sha = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()[:16]
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 prefix of a file's bytes (cached per size and modification time)."""
+    stat = path.stat()
+    return _digest(path.resolve(), stat.st_size, stat.st_mtime_ns)
 
 
 def runs_root(out: Path, split: str) -> Path:

@@ -16,10 +16,11 @@ from bench.study.plan import (
     apply_changes,
     plan_runs,
     scale_distill,
+    student_spec,
     teacher_spec,
     variant_distill,
 )
-from bench.study.runner import RunRecord
+from bench.study.runner import RunRecord, training_hash
 from bench.study.tuning import best_candidate
 from core.spec import DistillSpec
 
@@ -174,3 +175,16 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
     except OSError:
         return ""
+
+
+def test_training_hash_follows_the_teacher_file_not_its_path(tmp_path: Path) -> None:
+    scale = SCALES["smoke"]
+    teacher = tmp_path / "teacher.safetensors"
+    teacher.write_bytes(b"first teacher")
+    run = next(r for r in plan_runs(scale) if r.variant == "hierarchical")
+    spec = student_spec(scale, run, tmp_path, teacher, eval_split="val")
+    before = training_hash(spec)
+    assert training_hash(spec.model_copy(update={"name": "other"})) == before
+    assert training_hash(student_spec(scale, run, tmp_path, teacher, eval_split="test")) == before
+    teacher.write_bytes(b"retrained teacher")
+    assert training_hash(spec) != before
