@@ -39,7 +39,7 @@ class RunRecord:
     metrics: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     error: str | None = None
-    training_hash: str = ""  # what the training depended on (not the split it was scored on)
+    training_hash: str = ""  # what the job depended on, teacher file included (not the split)
     trained_by: str | None = None  # set when this run scored a model trained by another run
 
     @property
@@ -197,9 +197,15 @@ class StudyRunner:
                 update={"kind": "evaluate", "teacher": None, "student": student}
             )
         record_path = folder / "record.json"
+        inputs = training_hash(planned)
         if record_path.is_file():
             cached = RunRecord.load(record_path)
-            if cached.ok and cached.spec_hash == spec.spec_hash():
+            # The spec, and the teacher file's content: a retrained teacher invalidates.
+            if (
+                cached.ok
+                and cached.spec_hash == spec.spec_hash()
+                and cached.training_hash == inputs
+            ):
                 log.info("%s: cached", run.key)
                 return cached
         record = RunRecord(
@@ -210,7 +216,7 @@ class StudyRunner:
             seed=run.seed,
             split=self.split,
             spec_hash=spec.spec_hash(),
-            training_hash="" if planned.kind == "evaluate" else training_hash(planned),
+            training_hash=inputs,
             trained_by=None if reused is None else f"{reused[1].split}:{reused[1].key}",
         )
         started = time.perf_counter()

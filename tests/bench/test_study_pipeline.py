@@ -20,7 +20,7 @@ from bench.study.plan import (
     teacher_spec,
     variant_distill,
 )
-from bench.study.runner import RunRecord, training_hash
+from bench.study.runner import RunRecord, StudyRunner, training_hash
 from bench.study.tuning import best_candidate
 from core.spec import DistillSpec
 
@@ -188,3 +188,24 @@ def test_training_hash_follows_the_teacher_file_not_its_path(tmp_path: Path) -> 
     assert training_hash(student_spec(scale, run, tmp_path, teacher, eval_split="test")) == before
     teacher.write_bytes(b"retrained teacher")
     assert training_hash(spec) != before
+
+
+def test_cached_student_is_retrained_after_its_teacher_changed(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    def fake_job(spec: object, out: Path, **_: object) -> object:
+        calls.append(str(out))
+        return type("Result", (), {"metrics": {"student": {"AP_small": 0.1}}})()
+
+    scale = SCALES["smoke"]
+    runner = StudyRunner(scale, tmp_path, {"coco": tmp_path / "data"}, run_job=fake_job)
+    teacher = runner.teacher_checkpoint("coco")
+    teacher.parent.mkdir(parents=True)
+    teacher.write_bytes(b"teacher one")
+    run = next(r for r in plan_runs(scale) if r.variant == "hierarchical")
+    runner.execute(run)
+    runner.execute(run)
+    assert len(calls) == 1  # cached
+    teacher.write_bytes(b"teacher two, retrained")
+    runner.execute(run)
+    assert len(calls) == 2
