@@ -183,18 +183,20 @@ class StudyRun:
 
 
 def plan_runs(scale: Scale, *, voc: bool = True, ablation: bool = True) -> list[StudyRun]:
-    """Every run of the study in execution order (each track's teacher first)."""
+    """Every run of the study in execution order: the teachers, the main ablation, the VOC
+    track, then the per-level/per-term ablation (the longest part, so it comes last)."""
     runs = [StudyRun("coco", "teacher", TEACHER, scale.data_seed)]
+    if voc:
+        runs.append(StudyRun("voc", "teacher", TEACHER, scale.data_seed))
     runs += [StudyRun("coco", "main", v, s) for s in scale.seeds for v in MAIN_VARIANTS]
+    if voc:
+        runs += [StudyRun("voc", "main", v, s) for s in scale.voc_seeds for v in scale.voc_variants]
     if ablation:
         runs += [
             StudyRun("coco", "ablation", v, s)
             for s in scale.ablation_seeds
             for v in scale.ablation_variants
         ]
-    if voc:
-        runs.append(StudyRun("voc", "teacher", TEACHER, scale.data_seed))
-        runs += [StudyRun("voc", "main", v, s) for s in scale.voc_seeds for v in scale.voc_variants]
     return runs
 
 
