@@ -113,6 +113,7 @@ def verdict_section(records: Sequence[RunRecord], ctx: StudyContext) -> list[str
 def setup_section(ctx: StudyContext) -> list[str]:
     """Data, models and schedule of the study."""
     s = ctx.scale
+    teacher_lr: dict[str, float] = dict(s.teacher_lr)
     lines = [
         "## Setup",
         "",
@@ -133,7 +134,9 @@ def setup_section(ctx: StudyContext) -> list[str]:
         lines.append(f"  - {track} track: {parts}")
     lines += [
         f"- Teacher: `{s.teacher_arch}` (FPN {s.teacher_fpn} channels), "
-        f"{_epochs(s.teacher_epochs)}, trained from scratch (no downloaded weights).",
+        f"{_epochs(s.teacher_epochs)}, batch {s.batch_size}, AdamW lr "
+        + ", ".join(f"{teacher_lr.get(track, s.lr):g} ({track} track)" for track in ctx.data_counts)
+        + ", trained from scratch (no downloaded weights).",
         f"- Student: `{s.student_arch}` (FPN {s.student_fpn} channels), "
         f"{_epochs(s.student_epochs)}, batch {s.batch_size}, AdamW lr {s.lr:g}, cosine "
         "schedule; every variant of one seed has the same initialisation and batch order "
