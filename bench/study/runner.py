@@ -170,15 +170,15 @@ class StudyRunner:
         weights = self.teacher_checkpoint(run.track)
         return student_spec(self.scale, run, data, weights, eval_split=self.split)
 
-    def trained_on_val(self, spec: JobSpec) -> tuple[Path, RunRecord] | None:
-        """A student that the val study (tuning) trained with exactly this training, if any.
+    def trained_on_val(self, spec: JobSpec, wanted: str) -> tuple[Path, RunRecord] | None:
+        """A student that the val study (tuning) trained with exactly this training (training
+        hash `wanted`), if any.
 
         The test study scores that model on test instead of training it again: the same
         weights, chosen on val, reported on test.
         """
         if self.split != "test" or spec.kind != "distill":
             return None
-        wanted = training_hash(spec)
         for path in sorted(runs_root(self.out, "val").glob("*/*/seed*/record.json")):
             record = RunRecord.load(path)
             weights = path.parent / "job" / "student.safetensors"
@@ -190,14 +190,14 @@ class StudyRunner:
         """Run one job, or return its cached record when its spec is unchanged."""
         folder = run_folder(self.root, run)
         planned = spec = self.spec(run)
-        reused = self.trained_on_val(planned)
+        inputs = training_hash(planned)
+        reused = self.trained_on_val(planned, inputs)
         if reused is not None and planned.student is not None:
             student = planned.student.model_copy(update={"checkpoint": str(reused[0])})
             spec = planned.model_copy(
                 update={"kind": "evaluate", "teacher": None, "student": student}
             )
         record_path = folder / "record.json"
-        inputs = training_hash(planned)
         if record_path.is_file():
             cached = RunRecord.load(record_path)
             # The spec, and the teacher file's content: a retrained teacher invalidates.
@@ -239,6 +239,8 @@ class StudyRunner:
 
 # ----------------------------------------------------------------------- parallel execution
 _worker_runner: StudyRunner | None = None
+_FAILED = RunRecord(key="", track="", group="", variant="", seed=0, error="not run")
+"""Stands in for a teacher that did not run: its students are skipped."""
 
 
 def _die_with_parent(parent: int) -> None:
@@ -329,6 +331,3 @@ def execute_all(
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     return [done[run.key] for run in runs if run.key in done]
-
-
-_FAILED = RunRecord(key="", track="", group="", variant="", seed=0, error="not run")
