@@ -154,6 +154,11 @@ def stop_worker_process(
     return int(proc.returncode or 0)
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """Leave `serve` through its cleanup on SIGTERM, with the status a signal gives."""
+    raise SystemExit(128 + signum)
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -176,6 +181,10 @@ def _serve(args: argparse.Namespace) -> int:
             name="demo-seed",
             daemon=True,
         ).start()
+    # uvicorn stops on SIGTERM as on SIGINT, then re-raises the signal it caught once its
+    # own handlers are gone: with SIGTERM's default action that would end this process before
+    # the `finally` below stops the worker. A handler of ours turns it into SystemExit.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn.run(
             create_app(settings), host=args.host, port=args.port, log_level=args.log_level

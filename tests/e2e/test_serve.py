@@ -96,3 +96,55 @@ def test_serve_runs_api_and_worker_seeds_a_demo_and_stops_both_on_ctrl_c(
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
         log.close()
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    for child in _children(pid):
+        found.append(child)
+        with contextlib.suppress(FileNotFoundError):
+            found.extend(_descendants(child))
+    return found
+
+
+def test_sigterm_stops_serve_and_its_worker_like_ctrl_c(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DISTILLERY_DATA_DIR": str(tmp_path / "data"),
+        "DISTILLERY_JOB_QUEUE": f"gpu-term-{port}",
+    }
+    for name in ("DISTILLERY_DATABASE_URL", "DISTILLERY_BROKER_URL", "DISTILLERY_BLOB_BACKEND"):
+        env.pop(name, None)
+    log_path = tmp_path / "serve.log"
+    log = log_path.open("wb")
+    command = [sys.executable, "-m", "cli.main", "serve", "--port", str(port)]
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    processes: list[int] = []
+    try:
+        def healthy() -> bool:
+            assert proc.poll() is None, log_path.read_text()
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(healthy, timeout=120, what="the API")
+        wait_for(lambda: "ready." in log_path.read_text(), timeout=120, what="the worker")
+        processes.extend(_descendants(proc.pid))
+        assert processes and all(_alive(pid) for pid in processes)
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+        # The worker and its pool children are gone too: nothing is left with parent 1.
+        wait_for(lambda: not any(_alive(pid) for pid in processes), timeout=30,
+                 what="the worker processes to exit")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in processes:
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        log.close()
