@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from email.message import Message
+from typing import Annotated, Any
 
-from fastapi import Depends, Header, HTTPException, Query, Request, status
+from fastapi import Depends, Header, HTTPException, Path, Query, Request, status
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.orm import Session
 
-from api.errors import FieldError
+from api.bounds import MAX_ID, MAX_OFFSET, NUL, bad_json_values, nul_message, parse_row_id
+from api.errors import FieldError, FieldErrors
 from api.queue import TaskQueue
 from api.security import authenticate_request, bearer_scheme
 from store import repositories as repo
@@ -55,13 +58,12 @@ BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
 QueueDep = Annotated[TaskQueue, Depends(get_queue)]
 
 
-def get_current_user(
-    request: Request,
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> User:
-    """The signed-in user (401 without a valid token)."""
-    return authenticate_request(request, session, credentials)
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+
+
+def get_current_user(session: SessionDep, credentials: BearerCredentials) -> User:
+    """The signed-in user (401 without a valid `Authorization: Bearer` token)."""
+    return authenticate_request(session, credentials)
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
@@ -98,34 +100,36 @@ class TeamContext:
             )
 
 
-def get_team_context(
-    request: Request,
-    session: SessionDep,
-    user: CurrentUser,
-    x_team_id: Annotated[
-        str | None,
-        Header(description="Team to act in (default: the user's first team)"),
-    ] = None,
-) -> TeamContext:
-    """The team of the request: `X-Team-Id` (or `?team_id=` on GETs), else the first team."""
-    raw = x_team_id
+TeamHeader = Annotated[
+    str | None, Header(description="Team to act in (default: the user's first team)")
+]
+
+
+def resolve_team(session: Session, user: User, x_team_id: str | None) -> TeamContext:
+    """The team `X-Team-Id` names (403 if the user is not in it), else the user's first team."""
     loc: list[str | int] = ["header", "X-Team-Id"]
-    if raw is None and request.method == "GET" and "team_id" in request.query_params:
-        raw, loc = request.query_params["team_id"], ["query", "team_id"]
     teams = repo.teams_of_user(session, user_id=user.id)
-    if raw is None:
+    if x_team_id is None:
         if not teams:
             raise HTTPException(status.HTTP_403_FORBIDDEN, detail="you belong to no team")
         team, role = teams[0]
         return TeamContext(id=team.id, name=team.name, role=role, user=user)
-    try:
-        team_id = int(raw)
-    except ValueError:
-        raise FieldError(422, loc, f"{raw!r} is not a team id") from None
+    team_id = parse_row_id(x_team_id)
+    if team_id is None:
+        raise FieldError(
+            422, loc, f"{x_team_id!r} is not a team id (an integer from 1 to {MAX_ID})"
+        )
     for team, role in teams:
         if team.id == team_id:
             return TeamContext(id=team.id, name=team.name, role=role, user=user)
     raise FieldError(status.HTTP_403_FORBIDDEN, loc, f"you are not a member of team {team_id}")
+
+
+def get_team_context(
+    session: SessionDep, user: CurrentUser, x_team_id: TeamHeader = None
+) -> TeamContext:
+    """The team of the request: `X-Team-Id`, else the user's first team."""
+    return resolve_team(session, user, x_team_id)
 
 
 def require_member(team: Annotated[TeamContext, Depends(get_team_context)]) -> TeamContext:
@@ -151,10 +155,62 @@ class Page:
 
 def get_page(
     limit: Annotated[int, Query(ge=1, le=500, description="rows per page")] = 50,
-    offset: Annotated[int, Query(ge=0, description="rows to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")] = 0,
 ) -> Page:
     """The `?limit=&offset=` of a list request."""
     return Page(limit=limit, offset=offset)
 
 
 PageDep = Annotated[Page, Depends(get_page)]
+
+
+RowId = Annotated[int, Path(ge=1, le=MAX_ID, description="a row id")]
+"""A path id (`{job_id}`, `{dataset_id}`, `{teacher_id}`): within the database's int4 range."""
+
+OptionalRowId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+"""A query parameter naming a row by id, within the database's int4 range."""
+
+
+def _is_json(content_type: str | None) -> bool:
+    # The media types FastAPI parses as JSON (also a body without a content type).
+    if not content_type:
+        return True
+    message = Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
+
+
+async def refuse_bad_input(request: Request) -> None:
+    """422 naming each path, query or JSON body field with a NUL byte (or a NaN in JSON).
+
+    PostgreSQL's text cannot hold NUL; checking every request here covers every field of
+    every route, present and future. Multipart form fields are checked as they stream in
+    (api.uploads).
+    """
+    errors: list[dict[str, Any]] = []
+
+    def refuse(loc: tuple[str | int, ...], msg: str) -> None:
+        errors.append({"loc": list(loc), "msg": msg, "type": "value_error"})
+
+    for name, value in request.path_params.items():
+        if isinstance(value, str) and NUL in value:
+            refuse(("path", name), nul_message())
+    for name, value in request.query_params.multi_items():
+        if NUL in name or NUL in value:
+            refuse(("query", name), nul_message())
+    # Only where the route takes a JSON body: FastAPI has read and parsed it already (cached),
+    # so no other body is ever read into memory here.
+    route = request.scope.get("route")
+    takes_body = isinstance(route, APIRoute) and route.body_field is not None
+    if takes_body and _is_json(request.headers.get("content-type")) and await request.body():
+        try:
+            parsed = await request.json()
+        except (ValueError, RecursionError):
+            parsed = None  # FastAPI answers malformed JSON itself
+        for loc, msg in bad_json_values(parsed, ("body",)):
+            refuse(loc, msg)
+    if errors:
+        raise FieldErrors(errors)

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from api.bounds import MAX_ID
 from api.errors import FieldErrors
 from core.spec import JobSpec
 from store import repositories as repo
@@ -15,13 +16,17 @@ from store.models import Dataset, Teacher
 
 SPEC_LOC: tuple[str, ...] = ("body", "spec")
 
-# Server-side paths would let a spec read any file the worker can see: on the platform, data
-# and teachers are referenced by id. (pretrained_backbone stays: an operator-provided file.)
+# Server-side paths would let a spec read any file the worker can see (and its errors tell
+# what is there): every spec field that names a file takes ids of the team's uploads only.
+_NO_BACKBONE_UPLOADS = "backbone weights uploads are not available yet"
 _LOCAL_PATH_FIELDS: tuple[tuple[str, str, str], ...] = (
-    ("data", "path", "use data.dataset_id (an uploaded dataset) on the platform"),
-    ("teacher", "checkpoint", "use teacher.teacher_id (an uploaded teacher) on the platform"),
-    ("student", "checkpoint", "student checkpoints from local paths are not allowed here"),
+    ("data", "path", "use data.dataset_id (an uploaded dataset)"),
+    ("teacher", "checkpoint", "use teacher.teacher_id (an uploaded teacher)"),
+    ("teacher", "pretrained_backbone", _NO_BACKBONE_UPLOADS),
+    ("student", "checkpoint", "student checkpoints from local paths are not allowed"),
+    ("student", "pretrained_backbone", _NO_BACKBONE_UPLOADS),
 )
+_ID_FIELDS: tuple[tuple[str, str], ...] = (("data", "dataset_id"), ("teacher", "teacher_id"))
 
 
 @dataclass
@@ -59,7 +64,17 @@ def accept_spec(session: Session, *, team_id: int, raw: dict[str, Any]) -> Accep
     for section, field, hint in _LOCAL_PATH_FIELDS:
         part = getattr(spec, section)
         if part is not None and getattr(part, field) is not None:
-            errors.append(_error((section, field), f"local paths are not allowed: {hint}"))
+            errors.append(
+                _error((section, field), f"local paths are not allowed on the platform; {hint}")
+            )
+    bad_ids = [
+        _error((section, field), f"{value} is not an id (1 to {MAX_ID})")
+        for section, field in _ID_FIELDS
+        if (value := getattr(getattr(spec, section), field, None)) is not None
+        and not 1 <= value <= MAX_ID
+    ]
+    if bad_ids:
+        raise FieldErrors(errors + bad_ids)  # no lookup of an id the database cannot hold
 
     dataset: Dataset | None = None
     dataset_id = spec.data.dataset_id

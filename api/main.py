@@ -8,11 +8,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request, status
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from api.deps import refuse_bad_input
+from api.logging_filters import install_access_log_redaction
 from api.queue import TaskQueue, make_celery_client
 from api.routes import artifacts, auth, compare, datasets, events, health, jobs, teachers
 from store.blobs import make_blob_store
@@ -22,6 +26,9 @@ from store.settings import Settings
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
+
+DATABASE_RETRY_AFTER_S = 5
+DATABASE_UNAVAILABLE = "the database is unavailable; try again shortly"
 
 
 def web_dist_dir() -> Path | None:
@@ -37,8 +44,8 @@ def web_dist_dir() -> Path | None:
 
 
 def api_router() -> APIRouter:
-    """Every resource router under one router (mounted at /api/v1)."""
-    router = APIRouter()
+    """Every resource router under one router (mounted at /api/v1), NUL bytes refused."""
+    router = APIRouter(dependencies=[Depends(refuse_bad_input)])
     for module in (auth, datasets, teachers, jobs, events, artifacts, compare, health):
         router.include_router(module.router)
     return router
@@ -50,9 +57,38 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal server error"}, status_code=500)
 
 
+def is_database_outage(exc: Exception) -> bool:
+    """Whether `exc` says the database cannot be reached (not that a statement is wrong)."""
+    if isinstance(exc, PoolTimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    )
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    # An outage is the operator's to fix and the client's to retry: 503, no traceback, no
+    # driver text (it names hosts and ports). Other database errors stay bugs.
+    if not is_database_outage(exc):
+        return await _unexpected_error(request, exc)
+    logger.warning(
+        "database unavailable on %s %s: %s: %s",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        exc,
+    )
+    return JSONResponse(
+        {"detail": DATABASE_UNAVAILABLE},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app: engine, session factory, blob store and Celery client live on app.state."""
     settings = settings or Settings()
+    install_access_log_redaction()
     engine = make_engine(settings.resolved_database_url)
     session_factory = make_session_factory(engine)
     blobs = make_blob_store(settings)
@@ -80,6 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.blobs = blobs
     app.state.queue = queue
     app.add_exception_handler(Exception, _unexpected_error)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(PoolTimeoutError, _database_error)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

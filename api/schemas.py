@@ -62,6 +62,13 @@ class MePublic(BaseModel):
     teams: list[TeamRole]
 
 
+class TicketPublic(BaseModel):
+    """A short-lived URL credential for one object (`?ticket=`) and the seconds it is valid."""
+
+    ticket: str
+    expires_in: int
+
+
 # --- datasets -----------------------------------------------------------------------------
 
 
@@ -241,7 +248,7 @@ class HealthPublic(BaseModel):
 
 
 class ReadinessPublic(BaseModel):
-    """Readiness answer: `checks` maps each dependency to "ok" or what failed."""
+    """Readiness answer: `checks` maps each dependency to "ok" or "unavailable"."""
 
     status: Literal["ready", "unavailable"]
     checks: dict[str, str]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import HTTPException, Request, status
+from fastapi import HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -12,10 +12,6 @@ from store.models import User
 # auto_error=False: a missing token gets our JSON 401 (with WWW-Authenticate), not a 403.
 bearer_scheme = HTTPBearer(auto_error=False, description="An API token from POST /auth/login")
 
-QUERY_TOKEN_PARAM = "access_token"
-"""Query parameter that may carry the token on GET requests: EventSource and download links
-cannot set an Authorization header."""
-
 
 def unauthorized(message: str) -> HTTPException:
     """401 with the Bearer challenge."""
@@ -24,22 +20,22 @@ def unauthorized(message: str) -> HTTPException:
     )
 
 
-def request_token(
-    request: Request, credentials: HTTPAuthorizationCredentials | None
-) -> str | None:
-    """The token of a request: the Authorization header, else `?access_token=` on a GET."""
+def request_token(credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    """The token of a request, from its Authorization header only.
+
+    Never from the URL: URLs end up in access logs, browser history and Referer headers. A
+    browser that must put a credential in a URL asks for a short-lived ticket (api.tickets).
+    """
     if credentials is not None and credentials.scheme.lower() == "bearer":
-        return credentials.credentials
-    if request.method == "GET":
-        return request.query_params.get(QUERY_TOKEN_PARAM) or None
+        return credentials.credentials or None
     return None
 
 
 def authenticate_request(
-    request: Request, session: Session, credentials: HTTPAuthorizationCredentials | None
+    session: Session, credentials: HTTPAuthorizationCredentials | None
 ) -> User:
     """The active user the request's token belongs to, or a 401."""
-    token = request_token(request, credentials)
+    token = request_token(credentials)
     if not token:
         raise unauthorized("not authenticated: send 'Authorization: Bearer <token>'")
     user = repo.user_for_token(session, token=token)

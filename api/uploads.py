@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -14,9 +15,13 @@ from fastapi import Request, status
 from python_multipart import MultipartParser
 from python_multipart.exceptions import ParseError
 from python_multipart.multipart import parse_options_header
+from starlette.requests import ClientDisconnect
 
+from api.bounds import NUL, nul_message
 from api.errors import FieldError
 from api.filetypes import SNIFF_BYTES
+
+logger = logging.getLogger(__name__)
 
 MAX_FIELD_BYTES = 64 * 1024
 """Upper bound of a plain (non-file) form field; names and enum values are tiny."""
@@ -117,6 +122,10 @@ async def receive_upload(
         part.name = options.get(b"name", b"").decode("utf-8", "replace")
         if b"filename" in options:
             part.filename = options[b"filename"].decode("utf-8", "replace")
+            if part.name == file_field and NUL in part.filename:
+                errors.append(
+                    FieldError(422, ["body", file_field], nul_message("the file name"))
+                )
             if part.name == file_field:
                 if seen_file:
                     errors.append(
@@ -149,7 +158,10 @@ async def receive_upload(
 
     def on_part_end() -> None:
         if part.filename is None and part.name:
-            upload.fields[part.name] = part.data.decode("utf-8", "replace")
+            value = part.data.decode("utf-8", "replace")
+            if NUL in value or NUL in part.name:
+                errors.append(FieldError(422, ["body", part.name], nul_message()))
+            upload.fields[part.name] = value
 
     callbacks: Any = {
         "on_part_begin": on_part_begin,
@@ -179,6 +191,14 @@ async def receive_upload(
         out.close()
         upload.discard()
         raise FieldError(422, ["body"], f"malformed multipart body: {exc}") from exc
+    except ClientDisconnect:
+        # Not a server error: nobody is left to answer, and the partial file is gone.
+        out.close()
+        upload.discard()
+        logger.info("upload aborted by the client after %d bytes", upload.size)
+        raise FieldError(
+            400, ["body"], "the upload was aborted by the client", type="client_disconnect"
+        ) from None
     except BaseException:
         out.close()
         upload.discard()

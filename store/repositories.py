@@ -432,6 +432,40 @@ def delete_teacher(session: Session, *, team_id: int, teacher_id: int) -> Teache
     return _delete_upload(session, _get_upload(session, Teacher, team_id, teacher_id))
 
 
+def fail_stale_validations(
+    session: Session, *, older_than: datetime, message: str, now: datetime | None = None
+) -> dict[str, list[int]]:
+    """Mark invalid (with `message`) the uploads still validating since before `older_than`.
+
+    One conditional UPDATE per table (datasets by `updated_at`, teachers by `created_at`,
+    their only timestamp), so a validation finishing meanwhile keeps its own outcome; commits.
+    Returns the ids failed, as {"datasets": [...], "teachers": [...]}.
+    """
+    now = now or utcnow()
+    errors = [{"file": None, "image_id": None, "annotation_id": None, "message": message}]
+    datasets = session.scalars(
+        update(Dataset)
+        .where(Dataset.status == "validating", Dataset.updated_at < older_than)
+        .values(status="invalid", errors=errors, statistics=None, updated_at=now)
+        .returning(Dataset.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    teachers = session.scalars(
+        update(Teacher)
+        .where(Teacher.status == "validating", Teacher.created_at < older_than)
+        .values(status="invalid", errors=errors)
+        .returning(Teacher.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    session.commit()
+    for model, ids in ((Dataset, datasets), (Teacher, teachers)):
+        for row_id in ids:  # bulk UPDATEs bypass the identity map: loaded rows must reload
+            row = session.identity_map.get(identity_key(model, row_id))
+            if row is not None:
+                session.expire(row)
+    return {"datasets": sorted(datasets), "teachers": sorted(teachers)}
+
+
 # --- jobs --------------------------------------------------------------------------------------
 
 

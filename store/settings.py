@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_SECRET = "development-only-secret"
+"""The placeholder `secret_key`; production refuses it, development replaces it (see below)."""
+
+SECRET_FILE = "secret.key"
 
 
 class Settings(BaseSettings):
@@ -26,7 +33,7 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_access_key: str | None = None
     s3_secret_key: str | None = None
-    secret_key: str = "development-only-secret"
+    secret_key: str = DEVELOPMENT_SECRET
     max_upload_bytes: int = 2 * 1024**3
     max_unpacked_bytes: int = 8 * 1024**3
     max_unpacked_files: int = 200_000
@@ -34,17 +41,46 @@ class Settings(BaseSettings):
     heartbeat_seconds: int = 10
     max_attempts: int = 3
     stale_queue_seconds: int = 1800  # a job queued this long is sent to the broker again
+    validation_timeout_seconds: int = 1800  # an upload validating this long is marked invalid
     job_queue: str = "gpu"
     cors_origins: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         if self.environment == "production":
-            if self.secret_key == "development-only-secret":
+            if self.secret_key == DEVELOPMENT_SECRET:
                 raise ValueError("DISTILLERY_SECRET_KEY must be set in production")
             if self.database_url is None or self.database_url.startswith("sqlite"):
                 raise ValueError("production needs DISTILLERY_DATABASE_URL (PostgreSQL)")
         return self
+
+    @property
+    def resolved_secret_key(self) -> str:
+        """The key that signs URL tickets: `secret_key`, or a random one kept in `data_dir`.
+
+        With the placeholder (the embedded default) a known key would let anyone forge a
+        ticket, so the first process to need one writes 32 random bytes to `data_dir/secret.key`
+        (mode 0600) and every process on the same data folder (API, workers) reads it.
+        """
+        if self.secret_key != DEVELOPMENT_SECRET:
+            return self.secret_key
+        path = self.data_dir / SECRET_FILE
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Written aside, then linked into place: a reader never sees half a key, and of
+            # two processes starting at once the first link wins and both read its key.
+            tmp = path.with_name(f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write(secrets.token_hex(32))
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        key = path.read_text(encoding="ascii").strip()
+        return key
 
     @property
     def resolved_database_url(self) -> str:

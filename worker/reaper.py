@@ -1,4 +1,5 @@
-"""The lease reaper: re-queues jobs whose worker stopped renewing its lease, and resends them."""
+"""The lease reaper: re-queues jobs whose worker stopped renewing its lease, and resends them;
+its watchdog fails uploads whose validation never finished."""
 
 from __future__ import annotations
 
@@ -23,17 +24,35 @@ def reap_once(app: DistilleryCelery, *, now: datetime | None = None) -> list[int
     """Re-queue expired jobs (failing those without attempts left) and send each again.
 
     Jobs queued longer than `settings.stale_queue_seconds` are sent again too: a serverless
-    broker loses a message delivered to a worker that dies before it claims the job.
+    broker loses a message delivered to a worker that dies before it claims the job. Uploads
+    still validating after `settings.validation_timeout_seconds` are marked invalid (the
+    watchdog: a validation killed with its worker would otherwise stay `validating`).
+    Returns the ids of the jobs sent.
     """
     from worker.celery_app import TASK_RUN_JOB
 
     ctx = context_for(app.settings)
     now = now or datetime.now(UTC)
+    timeout = app.settings.validation_timeout_seconds
     with session_scope(ctx.sessions) as session:
         job_ids = repo.requeue_expired(session, now=now)
         stale = repo.take_stale_queued_jobs(
             session, older_than=now - timedelta(seconds=app.settings.stale_queue_seconds), now=now
         )
+        failed = repo.fail_stale_validations(
+            session,
+            older_than=now - timedelta(seconds=timeout),
+            message=f"validation did not finish within {timeout} s; upload again",
+            now=now,
+        )
+    for kind, ids in failed.items():
+        for row_id in ids:
+            log.warning(
+                "%s %s: validation did not finish within %s s, marked invalid",
+                kind[:-1],
+                row_id,
+                timeout,
+            )
     queue = app.settings.job_queue
     for job_id in job_ids:
         log.warning("job %s: lease expired, re-queued", job_id)

@@ -43,6 +43,33 @@ class JobInputError(ValueError):
     """A job whose inputs (dataset, teacher) cannot be used; the message says which and why."""
 
 
+PLATFORM_PATH_FIELDS: tuple[tuple[str, str], ...] = (
+    ("data", "path"),
+    ("teacher", "checkpoint"),
+    ("teacher", "pretrained_backbone"),
+    ("student", "checkpoint"),
+    ("student", "pretrained_backbone"),
+)
+"""Spec fields that name a local file: only the runner fills them in (from uploaded rows)."""
+
+
+def refuse_local_paths(spec: JobSpec) -> None:
+    """JobInputError naming the first field of a platform spec that names a local file.
+
+    The API refuses such specs already; this holds for rows written any other way. The
+    message names the field, never the path: a job's error must not tell what exists on the
+    worker.
+    """
+    for section, field in PLATFORM_PATH_FIELDS:
+        part = getattr(spec, section)
+        if part is not None and getattr(part, field) is not None:
+            raise JobInputError(
+                f"{section}.{field}: local paths are not allowed in platform jobs; files are "
+                "referenced by the ids of the team's uploads (data.dataset_id, "
+                "teacher.teacher_id)"
+            )
+
+
 @dataclass(frozen=True)
 class ClaimedJob:
     """The fields of a claimed job row the run needs (no ORM object crosses sessions)."""
@@ -132,6 +159,7 @@ def _load_inputs(
 def prepare_spec(ctx: WorkerContext, job: ClaimedJob) -> JobSpec:
     """The job's spec with local paths for its dataset and teacher checkpoint filled in."""
     spec = JobSpec.model_validate(job.spec)
+    refuse_local_paths(spec)
     dataset, teacher = _load_inputs(ctx, job, spec)
     data = spec.data.model_copy(
         update={

@@ -1,4 +1,11 @@
-"""Validation of uploads: a dataset archive (unpacked safely, checked) and a teacher checkpoint."""
+"""Validation of uploads: a dataset archive (unpacked safely, checked) and a teacher checkpoint.
+
+A validation always ends: whatever goes wrong while checking (a bug, RecursionError,
+MemoryError, a broken file that trips a library) marks the row `invalid` with a message that
+holds neither a traceback nor a path of this machine; the traceback goes to the log. Rows
+stuck in `validating` all the same (a killed worker) are failed by the reaper's watchdog
+(`store.repositories.fail_stale_validations`).
+"""
 
 from __future__ import annotations
 
@@ -26,6 +33,28 @@ def issue(message: str, *, file: str | None = None, **extra: Any) -> dict[str, A
     return {"file": file, "image_id": None, "annotation_id": None, "message": message, **extra}
 
 
+def unexpected_failure(what: str, exc: BaseException) -> dict[str, Any]:
+    """The error recorded when checking an upload failed unexpectedly: its kind, no details."""
+    return issue(
+        f"the {what} could not be validated ({type(exc).__name__}); check the file and upload "
+        "again, or report this if it persists"
+    )
+
+
+def _scrubbed(errors: list[dict[str, Any]], *folders: Path) -> list[dict[str, Any]]:
+    """`errors` with the absolute spellings of `folders` cut from every file and message."""
+    from core.data.paths import scrub_paths
+
+    out = []
+    for error in errors:
+        error = dict(error)
+        for key in ("file", "message"):
+            if isinstance(error.get(key), str):
+                error[key] = scrub_paths(error[key], *folders)
+        out.append(error)
+    return out
+
+
 def validate_dataset(ctx: WorkerContext, dataset_id: int) -> Status:
     """Unpack and check an uploaded dataset; mark it ready (statistics) or invalid (errors)."""
     from core.data.archive import ArchiveError
@@ -50,6 +79,10 @@ def validate_dataset(ctx: WorkerContext, dataset_id: int) -> Status:
             errors = [issue(str(exc))]
         except FileNotFoundError:
             errors = [issue("the uploaded archive is missing from the blob store; upload again")]
+        except Exception as exc:  # anything else still ends the validation (not KeyboardInterrupt)
+            log.exception("dataset %s: validation failed unexpectedly", dataset_id)
+            errors, statistics = [unexpected_failure("dataset", exc)], None
+        errors = _scrubbed(errors, Path(tmp), ctx.work_dir)
     status: Status = "invalid" if errors else "ready"
     with session_scope(ctx.sessions) as session:
         repo.set_dataset_validation(
@@ -67,10 +100,10 @@ def infer_num_classes(state: dict[str, Any]) -> int | None:
     """`num_classes` (K + 1) of a detector state dict, read off its classification layer."""
     cls_score = state.get("roi_heads.box_predictor.cls_score.weight")
     if cls_score is not None:
-        return int(cls_score.shape[0])
+        return int(cls_score.shape[0]) if cls_score.ndim >= 1 else None
     cls = state.get("head.classification_head.cls_logits.weight")
     reg = state.get("head.regression_head.bbox_reg.weight")
-    if cls is None or reg is None or reg.shape[0] % 4:
+    if cls is None or reg is None or cls.ndim < 1 or reg.ndim < 1 or reg.shape[0] % 4:
         return None
     anchors = reg.shape[0] // 4
     if anchors == 0 or cls.shape[0] % anchors:
@@ -157,10 +190,22 @@ def validate_teacher(ctx: WorkerContext, teacher_id: int) -> Status:
             except FileNotFoundError:
                 message = "the uploaded checkpoint is missing from the blob store; upload again"
                 errors, info, classes = [issue(message, file=name)], {}, None
+            except Exception as exc:  # anything else still ends the validation
+                log.exception("teacher %s: downloading the checkpoint failed", teacher_id)
+                errors, info, classes = [unexpected_failure("checkpoint", exc)], {}, None
             else:
-                errors, info, classes = _check_teacher_file(
-                    path, name=name, arch=arch, fpn_channels=fpn_channels, num_classes=num_classes
-                )
+                try:
+                    errors, info, classes = _check_teacher_file(
+                        path,
+                        name=name,
+                        arch=arch,
+                        fpn_channels=fpn_channels,
+                        num_classes=num_classes,
+                    )
+                except Exception as exc:  # anything else still ends the validation
+                    log.exception("teacher %s: validation failed unexpectedly", teacher_id)
+                    errors, info, classes = [unexpected_failure("checkpoint", exc)], {}, None
+            errors = _scrubbed(errors, Path(tmp), ctx.work_dir)
     status: Status = "invalid" if errors else "ready"
     with session_scope(ctx.sessions) as session:
         repo.set_teacher_validation(

@@ -8,7 +8,7 @@ import shutil
 import uuid
 from pathlib import Path, PurePosixPath
 
-from core.data.archive import safe_extract
+from core.data.archive import member_count_cap, safe_extract, unpacked_size_cap
 from store.models import Dataset, Teacher
 from worker.context import WorkerContext
 
@@ -34,7 +34,12 @@ def _publish(tmp: Path, final: Path) -> None:
 
 
 def unpack_archive(ctx: WorkerContext, archive_key: str, dest: Path) -> Path:
-    """Download an archive blob and unpack it safely into `dest` (settings' caps apply)."""
+    """Download an archive blob and unpack it safely into `dest`.
+
+    The settings' caps are absolute; below them the caps follow the archive's own size
+    (`core.data.archive`: 20x its bytes + 64 MiB unpacked, one member per KiB + 10,000), and
+    zip members are held to 100x their compressed size, so an archive bomb stops at once.
+    """
     dest.mkdir(parents=True, exist_ok=True)
     # Named like the blob, so that errors name the file as uploaded, not a scratch path.
     holder = dest.parent / f".{dest.name}.download"
@@ -42,11 +47,12 @@ def unpack_archive(ctx: WorkerContext, archive_key: str, dest: Path) -> Path:
     holder.mkdir(parents=True, exist_ok=True)
     try:
         ctx.blobs.download(archive_key, archive)
+        size = archive.stat().st_size
         return safe_extract(
             archive,
             dest,
-            max_bytes=ctx.settings.max_unpacked_bytes,
-            max_files=ctx.settings.max_unpacked_files,
+            max_bytes=unpacked_size_cap(size, limit=ctx.settings.max_unpacked_bytes),
+            max_files=member_count_cap(size, limit=ctx.settings.max_unpacked_files),
         )
     finally:
         shutil.rmtree(holder, ignore_errors=True)

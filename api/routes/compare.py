@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.bounds import parse_row_id
 from api.comparison import COCO_METRICS, headline_metrics, side_by_side, spec_diff
 from api.deps import CurrentTeam, SessionDep
 from api.errors import FieldError, not_found
@@ -28,10 +29,11 @@ def parse_job_ids(raw: str) -> list[int]:
         part = part.strip()
         if not part:
             continue
-        if not part.isdigit():
+        job_id = parse_row_id(part)
+        if job_id is None:
             raise FieldError(422, ["query", "jobs"], f"{part!r} is not a job id")
-        if int(part) not in ids:
-            ids.append(int(part))
+        if job_id not in ids:
+            ids.append(job_id)
     if not ids:
         raise FieldError(422, ["query", "jobs"], "name at least one job id, e.g. jobs=1,2")
     if len(ids) > MAX_COMPARED:

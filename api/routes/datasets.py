@@ -14,6 +14,7 @@ from api.deps import (
     CurrentTeam,
     PageDep,
     QueueDep,
+    RowId,
     SessionDep,
     SettingsDep,
     TeamContext,
@@ -156,7 +157,7 @@ def list_datasets(
 
 
 @router.get("/{dataset_id}", response_model=DatasetPublic)
-def get_dataset(dataset_id: int, team: CurrentTeam, session: SessionDep) -> DatasetPublic:
+def get_dataset(dataset_id: RowId, team: CurrentTeam, session: SessionDep) -> DatasetPublic:
     """One dataset with its statistics and validation errors."""
     dataset = repo.get_dataset(session, team_id=team.id, dataset_id=dataset_id)
     return DatasetPublic.model_validate(found(dataset, "dataset", dataset_id))
@@ -164,7 +165,7 @@ def get_dataset(dataset_id: int, team: CurrentTeam, session: SessionDep) -> Data
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_dataset(
-    dataset_id: int, team: WriterTeam, session: SessionDep, blobs: BlobsDep
+    dataset_id: RowId, team: WriterTeam, session: SessionDep, blobs: BlobsDep
 ) -> Response:
     """Delete a dataset and its archive (409 while a queued or running job uses it)."""
     dataset = found(

@@ -8,14 +8,25 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CurrentTeam, SessionDep
+from api.bounds import MAX_BIG_ID
+from api.deps import (
+    BearerCredentials,
+    CurrentTeam,
+    RowId,
+    SessionDep,
+    SettingsDep,
+    TeamContext,
+    TeamHeader,
+)
 from api.routes.jobs import team_job
+from api.schemas import TicketPublic
+from api.tickets import TicketQuery, issue_ticket, ticket_or_header_team
 from store import repositories as repo
 from store.models import TERMINAL_JOB_STATES, Job, JobEvent, MetricPoint
 
@@ -44,14 +55,17 @@ class Cursor:
         if not raw:
             return None
         parts = raw.strip().split("-")
-        try:
-            if len(parts) == 2:
-                return cls(metric_id=max(0, int(parts[0])), event_id=max(0, int(parts[1])))
-            if len(parts) == 1:
-                return cls(event_id=max(0, int(parts[0])))
-        except ValueError:
+        digits = len(str(MAX_BIG_ID))
+        if not 1 <= len(parts) <= 2 or not all(
+            p.isascii() and p.isdigit() and len(p) <= digits for p in parts
+        ):
             return None
-        return None
+        ids = [int(p) for p in parts]
+        if any(i > MAX_BIG_ID for i in ids):
+            return None  # no such row: the database's ids end there
+        if len(ids) == 2:
+            return cls(metric_id=ids[0], event_id=ids[1])
+        return cls(event_id=ids[0])
 
 
 @dataclass
@@ -177,6 +191,32 @@ async def job_event_stream(
         await asyncio.sleep(interval)
 
 
+def stream_team(
+    job_id: RowId,
+    session: SessionDep,
+    settings: SettingsDep,
+    credentials: BearerCredentials,
+    x_team_id: TeamHeader = None,
+    ticket: TicketQuery = None,
+) -> TeamContext:
+    """The team of a stream request: a ticket for this job's events, or the usual header."""
+    return ticket_or_header_team(
+        session, settings, credentials, x_team_id, ticket, purpose="events", job_id=job_id
+    )
+
+
+@router.post("/{job_id}/events/ticket", response_model=TicketPublic)
+def job_events_ticket(
+    job_id: RowId, team: CurrentTeam, session: SessionDep, settings: SettingsDep
+) -> TicketPublic:
+    """A ticket that opens this job's event stream for a minute: `GET .../events?ticket=`.
+
+    For clients that cannot send the Authorization header (a browser's EventSource).
+    """
+    team_job(session, team.id, job_id)
+    return issue_ticket(settings, team, purpose="events", job_id=job_id)
+
+
 @router.get(
     "/{job_id}/events",
     response_class=StreamingResponse,
@@ -184,9 +224,9 @@ async def job_event_stream(
     responses={200: {"content": {"text/event-stream": {}}, "description": "the event stream"}},
 )
 def job_events(
-    job_id: int,
+    job_id: RowId,
     request: Request,
-    team: CurrentTeam,
+    team: Annotated[TeamContext, Depends(stream_team)],
     session: SessionDep,
     last_event_id: Annotated[str | None, Header(description="resume after this event id")] = None,
     from_id: Annotated[
@@ -200,8 +240,8 @@ def job_events(
     """Live events of a job: `metric`, `log`, `progress` and `state`.
 
     The stream ends after a terminal state. It carries new rows only, unless Last-Event-ID
-    (or `?last_event_id=`; `0-0` replays everything) says where to resume. EventSource may
-    pass `?access_token=` and `?team_id=` since it cannot set headers.
+    (or `?last_event_id=`; `0-0` replays everything) says where to resume. EventSource, which
+    cannot set headers, passes `?ticket=` from `POST /jobs/{job_id}/events/ticket` instead.
     """
     team_job(session, team.id, job_id)
     factory: sessionmaker[Session] = request.app.state.session_factory

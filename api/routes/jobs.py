@@ -10,11 +10,14 @@ from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from api.bounds import MAX_BIG_ID, parse_row_id
 from api.deps import (
     BlobsDep,
     CurrentTeam,
+    OptionalRowId,
     PageDep,
     QueueDep,
+    RowId,
     SessionDep,
     SettingsDep,
     WriterTeam,
@@ -120,7 +123,7 @@ def list_jobs(
         list[str] | None, Query(description="queued|running|succeeded|failed|canceled, or a list")
     ] = None,
     kind: Annotated[str | None, Query(description="teacher|distill|evaluate")] = None,
-    dataset_id: Annotated[int | None, Query()] = None,
+    dataset_id: OptionalRowId = None,
     created_by: Annotated[str | None, Query(description="a user id, or 'me'")] = None,
     q: NameFilter = None,
 ) -> JobsPublic:
@@ -137,12 +140,11 @@ def list_jobs(
     if created_by == "me":
         creator = team.user.id
     elif created_by is not None:
-        try:
-            creator = int(created_by)
-        except ValueError:
+        creator = parse_row_id(created_by)
+        if creator is None:
             raise FieldError(
                 422, ["query", "created_by"], f"{created_by!r} is not a user id or 'me'"
-            ) from None
+            )
     rows, count = repo.list_jobs(
         session,
         team_id=team.id,
@@ -158,13 +160,13 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobPublic)
-def get_job(job_id: int, team: CurrentTeam, session: SessionDep) -> JobPublic:
+def get_job(job_id: RowId, team: CurrentTeam, session: SessionDep) -> JobPublic:
     """One job with its spec, progress and metrics."""
     return job_public(session, team_job(session, team.id, job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic)
-def cancel_job(job_id: int, team: WriterTeam, session: SessionDep) -> JobPublic:
+def cancel_job(job_id: RowId, team: WriterTeam, session: SessionDep) -> JobPublic:
     """Cancel a job: a queued one at once, a running one at the worker's next step."""
     job = team_job(session, team.id, job_id)
     if job.state in TERMINAL_JOB_STATES:
@@ -175,7 +177,7 @@ def cancel_job(job_id: int, team: WriterTeam, session: SessionDep) -> JobPublic:
 
 
 @router.post("/{job_id}/retry", response_model=JobPublic)
-def retry_job(job_id: int, team: WriterTeam, session: SessionDep, queue: QueueDep) -> JobPublic:
+def retry_job(job_id: RowId, team: WriterTeam, session: SessionDep, queue: QueueDep) -> JobPublic:
     """Queue a failed or canceled job again; it resumes from its last checkpoint."""
     job = team_job(session, team.id, job_id)
     before = {
@@ -202,7 +204,7 @@ def retry_job(job_id: int, team: WriterTeam, session: SessionDep, queue: QueueDe
 
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_job(job_id: int, team: WriterTeam, session: SessionDep, blobs: BlobsDep) -> Response:
+def delete_job(job_id: RowId, team: WriterTeam, session: SessionDep, blobs: BlobsDep) -> Response:
     """Delete a finished or queued job with its metrics, events and files (409 while running)."""
     job = team_job(session, team.id, job_id)
     team.require_owner_or_admin(job.created_by, "job")
@@ -223,7 +225,7 @@ def delete_job(job_id: int, team: WriterTeam, session: SessionDep, blobs: BlobsD
 
 @router.get("/{job_id}/metrics", response_model=MetricSeriesPublic)
 def job_metrics(
-    job_id: int,
+    job_id: RowId,
     team: CurrentTeam,
     session: SessionDep,
     names: Annotated[
@@ -243,10 +245,12 @@ def job_metrics(
 
 @router.get("/{job_id}/logs", response_model=JobEventsPublic)
 def job_logs(
-    job_id: int,
+    job_id: RowId,
     team: CurrentTeam,
     session: SessionDep,
-    since_id: Annotated[int | None, Query(ge=0, description="only events after this id")] = None,
+    since_id: Annotated[
+        int | None, Query(ge=0, le=MAX_BIG_ID, description="only events after this id")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> JobEventsPublic:
     """The job's events (state changes and log lines), oldest first."""

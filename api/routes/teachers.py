@@ -14,6 +14,7 @@ from api.deps import (
     CurrentTeam,
     PageDep,
     QueueDep,
+    RowId,
     SessionDep,
     SettingsDep,
     TeamContext,
@@ -180,7 +181,7 @@ def list_teachers(
 
 
 @router.get("/{teacher_id}", response_model=TeacherPublic)
-def get_teacher(teacher_id: int, team: CurrentTeam, session: SessionDep) -> TeacherPublic:
+def get_teacher(teacher_id: RowId, team: CurrentTeam, session: SessionDep) -> TeacherPublic:
     """One teacher with its validation outcome (missing/unexpected keys on failure)."""
     teacher = repo.get_teacher(session, team_id=team.id, teacher_id=teacher_id)
     return TeacherPublic.model_validate(found(teacher, "teacher", teacher_id))
@@ -188,7 +189,7 @@ def get_teacher(teacher_id: int, team: CurrentTeam, session: SessionDep) -> Teac
 
 @router.delete("/{teacher_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_teacher(
-    teacher_id: int, team: WriterTeam, session: SessionDep, blobs: BlobsDep
+    teacher_id: RowId, team: WriterTeam, session: SessionDep, blobs: BlobsDep
 ) -> Response:
     """Delete a teacher and its checkpoint (409 while a queued or running job uses it)."""
     teacher = found(

@@ -5,6 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+REPR_LIMIT = 80
+"""Longest rendering of a value from the data in a message (the rest becomes `...`)."""
+NAME_LIMIT = 300
+"""Longest rendering of a file name from the data (longer than any real path component)."""
+
+
+def brief_repr(value: Any, limit: int = REPR_LIMIT) -> str:
+    """`repr(value)` cut to `limit` characters, so a huge or deeply nested value stays short."""
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):  # ValueError: int too large to render
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 @dataclass(frozen=True)
 class ValidationIssue:

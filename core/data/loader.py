@@ -15,11 +15,13 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from core.data.archive import is_archive, safe_extract
-from core.data.coco import find_coco_root, read_coco
+from core.data.coco import read_coco
 from core.data.issues import DatasetError
+from core.data.layout import detect_format
+from core.data.paths import relative_name, scrub_paths
 from core.data.source import CocoSplit, DatasetSource, carve_split
 from core.data.transforms import color_jitter, copy_paste_small, letterbox
-from core.data.voc import find_voc_root, read_voc
+from core.data.voc import read_voc
 from core.spec import AugmentSpec, DataSpec
 from core.structures import Batch, Target
 
@@ -39,18 +41,6 @@ DatasetFormat = Literal["auto", "coco", "voc"]
 DEFAULT_MAX_BYTES = 64 * 2**30
 """Cap on the unpacked size of an archive opened for a local run."""
 DEFAULT_MAX_FILES = 2_000_000
-
-
-def detect_format(root: Path) -> Literal["coco", "voc"]:
-    """'coco' or 'voc' from the folder's layout; DatasetError if it is neither."""
-    if find_coco_root(root) is not None:
-        return "coco"
-    if find_voc_root(root) is not None:
-        return "voc"
-    raise DatasetError(
-        f"{root.name}: neither COCO (annotations/instances_<split>.json) nor Pascal VOC "
-        "(Annotations/ + JPEGImages/) layout found"
-    )
 
 
 def _extraction_folder(archive: Path) -> Path:
@@ -84,7 +74,7 @@ def unpack(
         except OSError as exc:
             if not marker.is_file():  # not another process's finished copy: a real problem
                 raise DatasetError(
-                    f"{dest}: exists and is not empty; cannot unpack {archive.name} there"
+                    f"{dest.name}: exists and is not empty; cannot unpack {archive.name} there"
                 ) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -99,10 +89,13 @@ def open_dataset(
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_files: int = DEFAULT_MAX_FILES,
 ) -> DatasetSource:
-    """Open a COCO or VOC dataset from a folder or a .zip/.tar(.gz) archive (VOC becomes COCO)."""
+    """Open a COCO or VOC dataset from a folder or a .zip/.tar(.gz) archive (VOC becomes COCO).
+
+    Messages name files relative to the dataset root; no image outside it is ever opened.
+    """
     path = Path(path)
     if not path.exists():
-        raise DatasetError(f"{path}: no such file or folder")
+        raise DatasetError(f"{path.name}: no such file or folder")
     root = path
     if path.is_file():
         if not is_archive(path):
@@ -196,7 +189,7 @@ class DetectionDataset(Dataset[Sample]):
     def load(self, index: int) -> tuple[Image.Image, np.ndarray, np.ndarray, tuple[int, int]]:
         """The image (maybe decoded smaller), boxes (x1 y1 x2 y2), labels and the original size."""
         record = self.images[index]
-        path = self.split.image_path(record)
+        path = self.split.image_path(record)  # DatasetError if it points outside the dataset
         declared = (int(record.get("width") or 0), int(record.get("height") or 0))
         try:
             with Image.open(path) as im:
@@ -206,8 +199,12 @@ class DetectionDataset(Dataset[Sample]):
                 else:
                     declared = im.size
                 image = im.convert("RGB")
-        except (OSError, ValueError) as exc:
-            raise DatasetError(f"{path}: cannot read image {record['id']} ({exc})") from exc
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            root = self.split.root or self.split.image_root
+            raise DatasetError(
+                f"{relative_name(path, root)}: cannot read image {record['id']} "
+                f"({scrub_paths(str(exc), root)})"
+            ) from exc
         anns = self._anns[int(record["id"])]
         boxes = np.array([a["bbox"] for a in anns], dtype=np.float32).reshape(-1, 4)
         boxes[:, 2:] += boxes[:, :2]
@@ -309,7 +306,7 @@ def build_loaders(
     source = open_dataset(Path(data.path), format=data.format)
     train, val = resolve_splits(source, data)
     if not train.coco.get("images"):
-        raise DatasetError(f"{data.path}: the train split has no image")
+        raise DatasetError(f"{Path(data.path).name}: the train split has no image")
     categories = source.categories
     label_to_cat_id = {i + 1: int(c["id"]) for i, c in enumerate(categories)}
     cat_id_to_label = {c: lab for lab, c in label_to_cat_id.items()}

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from core.data.issues import NAME_LIMIT, DatasetError, brief_repr
+from core.data.paths import OUTSIDE, contained
 
 CARVE_FRACTION = 0.2
 """Share of train images moved to val when a dataset has no val split."""
@@ -14,14 +17,30 @@ CARVE_FRACTION = 0.2
 
 @dataclass
 class CocoSplit:
-    """One split: a COCO detection dict and the folder its `file_name`s are relative to."""
+    """One split: a COCO detection dict and the folder its `file_name`s are relative to.
+
+    `root` is the dataset root no image may lie outside of (default: `image_root`); `source`
+    names the split's annotation file relative to it, for messages.
+    """
 
     coco: dict[str, Any]
     image_root: Path
+    root: Path | None = None
+    source: str = ""
 
     def image_path(self, image: dict[str, Any]) -> Path:
-        """Path of one image record of this split."""
-        return self.image_root / str(image["file_name"])
+        """Path of one image record; DatasetError if its `file_name` points outside the root.
+
+        Checked at every read, so no path is opened that validation did not accept.
+        """
+        name = image.get("file_name")
+        where = f"{self.source or 'annotations'}: image {brief_repr(image.get('id'))}"
+        if not isinstance(name, str) or not name:
+            raise DatasetError(f"{where}: 'file_name' must be a non-empty string")
+        path = contained(self.root or self.image_root, self.image_root, name)
+        if path is None:
+            raise DatasetError(f"{where} file_name {brief_repr(name, NAME_LIMIT)} {OUTSIDE}")
+        return path
 
     def subset(self, image_ids: list[int] | set[int]) -> CocoSplit:
         """The same split restricted to `image_ids` (and their annotations)."""
@@ -31,7 +50,7 @@ class CocoSplit:
         coco["annotations"] = [
             a for a in self.coco.get("annotations", []) if a.get("image_id") in keep
         ]
-        return CocoSplit(coco=coco, image_root=self.image_root)
+        return replace(self, coco=coco)
 
 
 @dataclass

@@ -32,6 +32,7 @@ def size_bucket(area: float) -> str:
 
 
 def _histogram(sides: list[float]) -> dict[str, list[float] | list[int]]:
+    sides = [s for s in sides if math.isfinite(s)]  # an infinite side would extend edges forever
     edges: list[float] = list(HISTOGRAM_EDGES)
     top = max(sides, default=0.0)
     while top >= edges[-1]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -12,15 +13,17 @@ from PIL import Image
 
 from core.data.archive import ArchiveError, is_archive, safe_extract
 from core.data.coco import (
+    COCO_LAYOUTS,
     check_structure,
-    coco_annotation_files,
-    find_coco_root,
+    find_coco_layout,
     load_coco_json,
     resolve_image_root,
 )
-from core.data.issues import DatasetError, ValidationIssue
+from core.data.issues import NAME_LIMIT, DatasetError, ValidationIssue, brief_repr
+from core.data.layout import detect_format
+from core.data.paths import OUTSIDE, contained, is_file, relative_name, scrub_paths
 from core.data.stats import dataset_statistics, merge_splits
-from core.data.voc import find_voc_root, read_voc
+from core.data.voc import read_voc
 
 __all__ = ["ValidationIssue", "ValidationReport", "check_coco_split", "validate_dataset"]
 
@@ -57,7 +60,13 @@ class ValidationReport:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A finite int or float (JSON's 1e999 parses to inf; NaN never compares)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def _positive_size(width: Any, height: Any) -> tuple[float, float] | None:
@@ -82,6 +91,8 @@ def _check_categories(coco: dict[str, Any], file: str, issues: list[ValidationIs
         declared.add(cat["id"])
         if not cat.get("name"):
             issues.append(ValidationIssue(file, f"category {cat['id']}: missing 'name'"))
+        elif not isinstance(cat["name"], str):
+            issues.append(ValidationIssue(file, f"category {cat['id']}: 'name' must be a string"))
     for cat_id, count in sorted(seen.items()):
         if count > 1:
             issues.append(ValidationIssue(file, f"category id {cat_id} is declared {count} times"))
@@ -124,9 +135,17 @@ def _check_images(
             if "file_name" in image:
                 issues.append(ValidationIssue(file, "'file_name' must be a string", image_id))
             continue
-        path = image_root / name
-        rel = _relative(path, root)
-        if not path.is_file():
+        path = contained(root, image_root, name)
+        if path is None:
+            # the same words whether or not the target exists: no probing of the server
+            issues.append(
+                ValidationIssue(
+                    file, f"file_name {brief_repr(name, NAME_LIMIT)} {OUTSIDE}", image_id
+                )
+            )
+            continue
+        rel = relative_name(path, root)
+        if not is_file(path):
             issues.append(
                 ValidationIssue(rel, f"image file is missing (listed in {file})", image_id)
             )
@@ -138,7 +157,8 @@ def _check_images(
                 actual = im.size
                 im.verify()
         except Exception as exc:  # any decoder failure means the image is unreadable
-            issues.append(ValidationIssue(rel, f"unreadable image ({exc})", image_id))
+            why = scrub_paths(str(exc), root)
+            issues.append(ValidationIssue(rel, f"unreadable image ({why})", image_id))
             continue
         if declared is not None and (int(declared[0]), int(declared[1])) != actual:
             issues.append(
@@ -174,23 +194,45 @@ def _check_annotations(
         seen[ann_id] += 1
         missing = [k for k in ("image_id", "category_id", "bbox") if k not in ann]
         if missing:
-            issues.append(ValidationIssue(file, f"missing key(s) {missing}", image_id, ann_id))
+            shown_id = image_id if _is_id(image_id) else None
+            issues.append(ValidationIssue(file, f"missing key(s) {missing}", shown_id, ann_id))
+            continue
+        if not _is_id(image_id):
+            issues.append(
+                ValidationIssue(
+                    file, f"'image_id' must be an integer, got {brief_repr(image_id)}", None, ann_id
+                )
+            )
             continue
         if image_id not in sizes:
             issues.append(
                 ValidationIssue(file, "refers to an image id that is not listed", image_id, ann_id)
             )
-        if ann["category_id"] not in categories:
+        category = ann["category_id"]
+        if not _is_id(category) or category not in categories:
             issues.append(
                 ValidationIssue(
-                    file, f"category id {ann['category_id']!r} is not declared", image_id, ann_id
+                    file, f"category id {brief_repr(category)} is not declared", image_id, ann_id
                 )
             )
+        for key in ("area", "iscrowd"):
+            if key in ann and not (_is_number(ann[key]) and ann[key] >= 0):
+                issues.append(
+                    ValidationIssue(
+                        file,
+                        f"'{key}' must be a finite non-negative number, got {brief_repr(ann[key])}",
+                        image_id,
+                        ann_id,
+                    )
+                )
         bbox = ann["bbox"]
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
             issues.append(
                 ValidationIssue(
-                    file, f"bbox must be 4 numbers [x, y, w, h], got {bbox!r}", image_id, ann_id
+                    file,
+                    f"bbox must be 4 finite numbers [x, y, w, h], got {brief_repr(bbox)}",
+                    image_id,
+                    ann_id,
                 )
             )
             continue
@@ -226,13 +268,6 @@ def _check_annotations(
             )
 
 
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
-
-
 def check_coco_split(
     coco: dict[str, Any],
     *,
@@ -241,7 +276,11 @@ def check_coco_split(
     root: Path | None = None,
     open_images: bool = True,
 ) -> list[ValidationIssue]:
-    """Every problem of one COCO split: records, ids, image files and boxes."""
+    """Every problem of one COCO split: records, ids, image files and boxes.
+
+    Image files must resolve inside `root` (default `image_root`); issues name files
+    relative to it.
+    """
     issues = check_structure(coco, file=file)
     if issues:
         return issues
@@ -252,25 +291,25 @@ def check_coco_split(
 
 
 def _validate_coco(root: Path, issues: list[ValidationIssue]) -> dict[str, dict[str, Any]]:
-    found = find_coco_root(root)
-    if found is None:
-        issues.append(ValidationIssue(root.name, "no annotations/instances_<split>.json found"))
+    files = find_coco_layout(root)
+    if not files:
+        issues.append(ValidationIssue(root.name, f"no COCO layout found; accepted: {COCO_LAYOUTS}"))
         return {}
     cocos = {}
-    for split, path in coco_annotation_files(found).items():
-        rel = _relative(path, root)
+    for found in files:
+        rel = relative_name(found.path, root)
         try:
-            coco = load_coco_json(path)
+            coco = load_coco_json(found.path, name=rel, root=root)
         except DatasetError as exc:
-            issues.append(ValidationIssue(rel, str(exc).removeprefix(f"{path.name}: ")))
+            issues.append(ValidationIssue(rel, str(exc).removeprefix(f"{rel}: ")))
             continue
         structure = check_structure(coco, file=rel)
         if structure:
             issues.extend(structure)
             continue
-        image_root = resolve_image_root(found, split, coco)
+        image_root = resolve_image_root(found.base, found.split, coco, root=root)
         issues.extend(check_coco_split(coco, file=rel, image_root=image_root, root=root))
-        cocos[split] = coco
+        cocos[found.split] = coco
     return cocos
 
 
@@ -279,37 +318,34 @@ def _validate_root(
 ) -> None:
     issues = report.errors
     if fmt == "auto":
-        if find_coco_root(root) is not None:
-            fmt = "coco"
-        elif find_voc_root(root) is not None:
-            fmt = "voc"
-        else:
-            issues.append(
-                ValidationIssue(
-                    root.name,
-                    "neither COCO (annotations/instances_<split>.json) nor Pascal VOC "
-                    "(Annotations/ + JPEGImages/) layout found",
-                )
-            )
+        try:
+            fmt = detect_format(root)
+        except DatasetError as exc:
+            issues.append(ValidationIssue(root.name, str(exc).removeprefix(f"{root.name}: ")))
             return
     if fmt not in ("coco", "voc"):
-        issues.append(ValidationIssue(root.name, f"unknown format {fmt!r}; use auto, coco or voc"))
+        issues.append(
+            ValidationIssue(root.name, f"unknown format {brief_repr(fmt)}; use auto, coco or voc")
+        )
         return
     report.format = fmt
     if fmt == "coco":
         cocos = _validate_coco(root, issues)
     else:
         try:
-            cocos = {name: s.coco for name, s in read_voc(root, issues=issues).items()}
+            splits = read_voc(root, issues=issues, check_images=True)
         except DatasetError as exc:
-            issues.append(ValidationIssue(root.name, str(exc)))
+            issues.append(ValidationIssue(root.name, str(exc).removeprefix(f"{root.name}: ")))
             return
+        cocos = {name: s.coco for name, s in splits.items()}
+    if issues or not cocos:
+        return  # statistics only describe a dataset without problems
     merged = merge_splits(cocos, shared_ids=fmt == "voc")
-    if cocos and not merged["images"]:
+    if not merged["images"]:
         issues.append(ValidationIssue(root.name, "the dataset is empty: no image in any split"))
-    elif cocos and not merged["annotations"]:
+    elif not merged["annotations"]:
         issues.append(ValidationIssue(root.name, "the dataset has no annotated box"))
-    if not issues:
+    else:
         stats = dataset_statistics(merged)
         stats["format"] = fmt
         stats["splits"] = {
@@ -317,6 +353,15 @@ def _validate_root(
             for name, c in cocos.items()
         }
         report.statistics = stats
+
+
+def _scrubbed(issue: ValidationIssue, roots: tuple[Path, ...]) -> ValidationIssue:
+    return ValidationIssue(
+        file=scrub_paths(issue.file, *roots),
+        message=scrub_paths(issue.message, *roots),
+        image_id=issue.image_id,
+        annotation_id=issue.annotation_id,
+    )
 
 
 def validate_dataset(
@@ -327,9 +372,14 @@ def validate_dataset(
     max_files: int = DEFAULT_MAX_FILES,
     max_issues: int = DEFAULT_MAX_ISSUES,
 ) -> ValidationReport:
-    """Check a dataset folder or archive and report every problem (file, ids, what is wrong)."""
+    """Check a dataset folder or archive and report every problem (file, ids, what is wrong).
+
+    Every file is named relative to the dataset root (an archive's members as in the
+    archive), never by an absolute path of this machine.
+    """
     path = Path(path)
     report = ValidationReport()
+    roots: tuple[Path, ...] = (path,)
     if not path.exists():
         report.errors.append(ValidationIssue(path.name, "no such file or folder"))
     elif path.is_dir():
@@ -339,12 +389,14 @@ def validate_dataset(
     else:
         with tempfile.TemporaryDirectory(prefix="distillery-validate-") as tmp:
             root = Path(tmp) / "dataset"
+            roots = (root, Path(tmp))
             try:
                 safe_extract(path, root, max_bytes=max_bytes, max_files=max_files)
             except ArchiveError as exc:
                 report.errors.append(ValidationIssue(path.name, str(exc)))
             else:
                 _validate_root(root, format, report)
+    report.errors = [_scrubbed(issue, roots) for issue in report.errors]
     if len(report.errors) > max_issues:
         dropped = len(report.errors) - max_issues
         report.errors = report.errors[:max_issues]

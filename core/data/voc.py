@@ -1,8 +1,14 @@
 """Pascal VOC: reading it as COCO (`Annotations/`, `JPEGImages/`, `ImageSets/Main/<split>.txt`)
-and writing a COCO-layout dataset out as VOC."""
+and writing a COCO-layout dataset out as VOC.
+
+Every name the dataset gives (`<filename>`, ImageSets entries) and every file found in it is
+kept inside the dataset root (`core.data.paths`); messages name files relative to the root.
+"""
 
 from __future__ import annotations
 
+import glob
+import math
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -10,41 +16,53 @@ from typing import Any
 
 from PIL import Image
 
-from core.data.coco import SEARCH_DEPTH
-from core.data.issues import DatasetError, ValidationIssue
+from core.data.issues import NAME_LIMIT, DatasetError, ValidationIssue, brief_repr
+from core.data.paths import (
+    OUTSIDE,
+    candidate_roots,
+    contained,
+    is_file,
+    relative_name,
+    scrub_paths,
+)
 from core.data.source import CocoSplit
 
 BOX_TOLERANCE = 1.0
 """VOC corners are 1-based and inclusive; allow a pixel of slack for 0-based exports."""
 
+VOC_LAYOUT = "Annotations/ + JPEGImages/ (+ ImageSets/Main/<split>.txt), possibly one folder down"
+"""The accepted VOC layout, as error messages list it."""
+
 
 def find_voc_root(root: Path) -> Path | None:
     """The folder holding `Annotations/` and `JPEGImages/` at or up to two levels below `root`."""
-    frontier = [root]
-    for depth in range(SEARCH_DEPTH + 1):
-        for folder in frontier:
-            if (folder / "Annotations").is_dir() and (folder / "JPEGImages").is_dir():
-                return folder
-        if depth < SEARCH_DEPTH:
-            frontier = sorted(
-                p
-                for d in frontier
-                for p in d.iterdir()
-                if p.is_dir() and not p.name.startswith(".")
-            )
+    for folder in candidate_roots(root):
+        if (folder / "Annotations").is_dir() and (folder / "JPEGImages").is_dir():
+            return folder
     return None
 
 
-def _split_lists(voc: Path) -> dict[str, list[str]]:
-    """Split name -> image stems from ImageSets/Main/<split>.txt (class lists skipped)."""
+def _split_lists(
+    voc: Path, root: Path, issues: list[ValidationIssue]
+) -> dict[str, tuple[str, list[str]]]:
+    """Split name -> (list file relative to root, image stems) from ImageSets/Main/<split>.txt."""
     folder = voc / "ImageSets" / "Main"
-    splits: dict[str, list[str]] = {}
-    if folder.is_dir():
-        for path in sorted(folder.glob("*.txt")):
-            if "_" in path.stem:
-                continue  # per-class lists such as aeroplane_train.txt
+    splits: dict[str, tuple[str, list[str]]] = {}
+    if not folder.is_dir() or contained(root, folder, ".") is None:
+        return splits
+    for path in sorted(folder.glob("*.txt")):
+        if "_" in path.stem or path.name.startswith("."):
+            continue  # per-class lists such as aeroplane_train.txt
+        rel = relative_name(path, root)
+        if contained(root, path.parent, path.name) is None:
+            issues.append(ValidationIssue(rel, OUTSIDE))
+            continue
+        try:
             lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-            splits[path.stem] = [ln.split()[0] for ln in lines if ln.strip()]
+        except OSError as exc:
+            issues.append(ValidationIssue(rel, f"cannot read the file ({exc.strerror})"))
+            continue
+        splits[path.stem] = (rel, [ln.split()[0] for ln in lines if ln.strip()])
     return splits
 
 
@@ -56,52 +74,135 @@ def _text(node: ET.Element | None, tag: str) -> str | None:
 def _number(node: ET.Element | None, tag: str) -> float | None:
     text = _text(node, tag)
     try:
-        return float(text) if text is not None else None
+        value = float(text) if text is not None else None
     except ValueError:
         return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _image_size(path: Path, root: Path, *, verify: bool) -> tuple[tuple[int, int] | None, str]:
+    """((width, height) or None, why not) of an image file; `verify` checks it decodes."""
+    try:
+        with Image.open(path) as im:
+            size = (int(im.size[0]), int(im.size[1]))
+            if verify:
+                im.verify()
+    except Exception as exc:  # any decoder failure means the image is unreadable
+        return None, scrub_paths(str(exc), root)
+    return size, ""
+
+
+def _image_file(
+    tree: ET.Element,
+    xml_path: Path,
+    voc: Path,
+    root: Path,
+    rel: str,
+    image_id: int,
+    issues: list[ValidationIssue],
+) -> tuple[Path, str] | None:
+    """(path, name relative to JPEGImages) of the picture an annotation file describes."""
+    jpeg = voc / "JPEGImages"
+    given = _text(tree, "filename")
+    file_name = (given or f"{xml_path.stem}.jpg").replace("\\", "/")
+    image_path = contained(root, jpeg, file_name)
+    if image_path is None:
+        if given is not None:
+            issues.append(
+                ValidationIssue(
+                    rel, f"<filename> {brief_repr(given, NAME_LIMIT)} {OUTSIDE}", image_id
+                )
+            )
+        else:
+            issues.append(ValidationIssue(rel, f"JPEGImages/{file_name} {OUTSIDE}", image_id))
+        return None
+    if is_file(image_path):
+        return image_path, file_name
+    matches = sorted(
+        p
+        for p in jpeg.glob(f"{glob.escape(xml_path.stem)}.*")
+        if contained(root, jpeg, p.name) is not None and is_file(p)
+    )
+    if not matches:
+        issues.append(ValidationIssue(rel, f"image JPEGImages/{file_name} is missing", image_id))
+        return None
+    return matches[0].resolve(), matches[0].name
 
 
 def _parse_xml(
-    xml_path: Path, voc: Path, rel: str, image_id: int, issues: list[ValidationIssue]
+    xml_path: Path,
+    voc: Path,
+    root: Path,
+    rel: str,
+    image_id: int,
+    issues: list[ValidationIssue],
+    *,
+    check_image: bool = False,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-    """(image record, objects with VOC corners) of one annotation file, or None if unusable."""
-    raw = xml_path.read_bytes()
+    """(image record, objects with VOC corners) of one annotation file, or None if unusable.
+
+    The image's size comes from `<size>`, else from the picture itself; with `check_image`
+    the picture is always decoded and must match `<size>`.
+    """
+    if contained(root, xml_path.parent, xml_path.name) is None:
+        issues.append(ValidationIssue(rel, OUTSIDE, image_id))
+        return None
+    try:
+        raw = xml_path.read_bytes()
+    except OSError as exc:
+        issues.append(ValidationIssue(rel, f"cannot read the file ({exc.strerror})", image_id))
+        return None
     if b"<!DOCTYPE" in raw or b"<!ENTITY" in raw:
         issues.append(ValidationIssue(rel, "DTDs and entities are not allowed", image_id))
         return None
     try:
         tree = ET.fromstring(raw)
-    except ET.ParseError as exc:
+    except (ET.ParseError, LookupError, ValueError) as exc:  # LookupError: unknown encoding
         issues.append(ValidationIssue(rel, f"unparsable XML ({exc})", image_id))
         return None
-    file_name = _text(tree, "filename") or f"{xml_path.stem}.jpg"
-    image_path = voc / "JPEGImages" / file_name
-    if not image_path.is_file():
-        matches = sorted((voc / "JPEGImages").glob(f"{xml_path.stem}.*"))
-        if not matches:
-            issues.append(
-                ValidationIssue(rel, f"image JPEGImages/{file_name} is missing", image_id)
-            )
-            return None
-        image_path = matches[0]
+    found = _image_file(tree, xml_path, voc, root, rel, image_id, issues)
+    if found is None:
+        return None
+    image_path, file_name = found
     size = tree.find("size")
-    width, height = _number(size, "width"), _number(size, "height")
-    if not width or not height or width <= 0 or height <= 0:
-        try:
-            with Image.open(image_path) as im:
-                width, height = float(im.size[0]), float(im.size[1])
-        except OSError:
+    given_w, given_h = _number(size, "width"), _number(size, "height")
+    declared = None
+    if given_w is not None and given_h is not None and given_w > 0 and given_h > 0:
+        declared = (int(given_w), int(given_h))
+    actual: tuple[int, int] | None = None
+    if declared is None or check_image:
+        actual, why = _image_size(image_path, root, verify=check_image)
+        if actual is None:
+            if declared is None:
+                message = "unknown image size: no <size> and the image is unreadable"
+                issues.append(ValidationIssue(rel, f"{message} ({why})", image_id))
+            else:
+                issues.append(
+                    ValidationIssue(
+                        relative_name(image_path, root),
+                        f"unreadable image ({why}; listed in {rel})",
+                        image_id,
+                    )
+                )
+            return None
+        if declared is not None and declared != actual:
             issues.append(
                 ValidationIssue(
-                    rel, "unknown image size: no <size> and the image is unreadable", image_id
+                    rel,
+                    f"<size> is {declared[0]}x{declared[1]} but JPEGImages/{file_name} "
+                    f"is {actual[0]}x{actual[1]}",
+                    image_id,
                 )
             )
-            return None
+    image_size = declared or actual
+    if image_size is None:  # unreachable: one of them is known here
+        return None
+    width, height = float(image_size[0]), float(image_size[1])
     record = {
         "id": image_id,
-        "file_name": image_path.name,
-        "width": int(width),
-        "height": int(height),
+        "file_name": file_name,
+        "width": image_size[0],
+        "height": image_size[1],
     }
     objects = []
     for index, obj in enumerate(tree.findall("object")):
@@ -140,41 +241,57 @@ def _parse_xml(
     return record, objects
 
 
-def read_voc(root: Path, *, issues: list[ValidationIssue] | None = None) -> dict[str, CocoSplit]:
+def read_voc(
+    root: Path, *, issues: list[ValidationIssue] | None = None, check_images: bool = False
+) -> dict[str, CocoSplit]:
     """Every split of a VOC dataset as COCO dicts (categories sorted by name, ids 1..K).
 
     Problems are appended to `issues` and the item skipped; without `issues`, the first
-    problems raise DatasetError.
+    problems raise DatasetError. `check_images` decodes every picture and compares it with
+    its `<size>` (validation); otherwise a picture is opened only when `<size>` is missing.
     """
     strict = issues is None
     found: list[ValidationIssue] = [] if issues is None else issues
     voc = find_voc_root(root)
     if voc is None:
-        raise DatasetError(f"{root}: no Pascal VOC layout (Annotations/ + JPEGImages/) found")
-    xml_files = sorted((voc / "Annotations").glob("*.xml"))
+        raise DatasetError(f"{root.name}: no Pascal VOC layout ({VOC_LAYOUT}) found")
+    xml_files = sorted(
+        p
+        for p in (voc / "Annotations").glob("*.xml")
+        if not p.name.startswith(".") and (p.is_symlink() or not p.is_dir())
+    )
     records: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
     for image_id, xml_path in enumerate(xml_files, start=1):
-        rel = str(xml_path.relative_to(root))
-        parsed = _parse_xml(xml_path, voc, rel, image_id, found)
+        rel = relative_name(xml_path, root)
+        parsed = _parse_xml(xml_path, voc, root, rel, image_id, found, check_image=check_images)
         if parsed is not None:
             records[xml_path.stem] = parsed
     names = sorted({o["name"] for _, objs in records.values() for o in objs})
     cat_ids = {name: i + 1 for i, name in enumerate(names)}
     categories = [{"id": cat_ids[n], "name": n, "supercategory": "none"} for n in names]
-    lists = _split_lists(voc)
+    lists = _split_lists(voc, root, found)
     if not lists:
-        lists = {"train": [p.stem for p in xml_files]}
+        lists = {"train": ("", [p.stem for p in xml_files])}
+    known = {p.stem for p in xml_files}
     splits = {}
     ann_id = 0
-    for split, stems in lists.items():
+    for split, (list_file, stems) in lists.items():
         images, annotations = [], []
         for stem in stems:
             if stem not in records:
-                if not (voc / "Annotations" / f"{stem}.xml").is_file():
+                # decided on the files found in Annotations/, never by probing a listed name
+                if contained(root, voc / "Annotations", f"{stem}.xml") is None:
                     found.append(
                         ValidationIssue(
-                            str((voc / "ImageSets" / "Main" / f"{split}.txt").relative_to(root)),
-                            f"lists '{stem}' but Annotations/{stem}.xml is missing",
+                            list_file, f"lists {brief_repr(stem, NAME_LIMIT)}, which {OUTSIDE}"
+                        )
+                    )
+                elif stem not in known:
+                    found.append(
+                        ValidationIssue(
+                            list_file,
+                            f"lists {brief_repr(stem, NAME_LIMIT)} but "
+                            f"Annotations/{stem[:NAME_LIMIT]}.xml is missing",
                         )
                     )
                 continue
@@ -204,7 +321,9 @@ def read_voc(root: Path, *, issues: list[ValidationIssue] | None = None) -> dict
             "annotations": annotations,
             "categories": categories,
         }
-        splits[split] = CocoSplit(coco=coco, image_root=voc / "JPEGImages")
+        splits[split] = CocoSplit(
+            coco=coco, image_root=voc / "JPEGImages", root=root, source=list_file or "Annotations"
+        )
     if strict and found:
         raise DatasetError(f"{root.name}: the VOC dataset has problems", found)
     return splits

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -103,12 +105,25 @@ def load_state_dict(path: str | Path) -> dict[str, Tensor]:
             raise CheckpointError(f"{source}: unreadable safetensors file ({err})") from err
     try:
         obj = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as err:
+    except pickle.UnpicklingError as err:
         # weights_only refuses any global that is not a tensor type: whole modules, classes
-        # and __reduce__ payloads end up here without running.
+        # and __reduce__ payloads end up here without running. PyTorch's own text advises
+        # weights_only=False (running the file's code) and may name paths: it is not repeated.
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        what = (
+            f"holds pickled Python objects ({found.group(1)}), which are refused"
+            if found
+            else "holds pickled data other than tensors (or is no torch file), which is refused"
+        )
         raise CheckpointError(
-            f"{source}: refused; only plain state dicts of tensors can be loaded (save "
-            f"model.state_dict() or use safetensors), not pickled objects: {err}"
+            f"{file.name}: refused: the file {what}; upload a safetensors file or a plain "
+            "state dict of tensors (torch.save(model.state_dict(), path))"
+        ) from err
+    except Exception as err:
+        raise CheckpointError(
+            f"{file.name}: refused: not a readable torch checkpoint ({type(err).__name__}; "
+            "truncated or another format); upload a safetensors file or a plain state dict "
+            "of tensors"
         ) from err
     return _unwrap(obj, source)
 

@@ -76,10 +76,13 @@ def test_live_changes_arrive_and_the_stream_stops_when_the_job_fails(
         time.sleep(0.3)
         set_job(session_factory, job_id, state="failed", error="boom")
 
+    # EventSource cannot send headers: a ticket for this job's stream travels in the URL.
+    ticket = client.post(f"{API}/jobs/{job_id}/events/ticket", headers=team.headers)
+    assert ticket.status_code == 200, ticket.text
+    assert ticket.json()["expires_in"] == 60
     thread = threading.Thread(target=worker)
     thread.start()
-    # EventSource cannot send headers: token and team travel in the query string.
-    url = f"{API}/jobs/{job_id}/events?access_token={team.token}&team_id={team.team_id}"
+    url = f"{API}/jobs/{job_id}/events?ticket={ticket.json()['ticket']}"
     events = read_events(client, url, {})
     thread.join()
     states = [d["state"] for n, d in events if n == "state"]

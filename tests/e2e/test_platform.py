@@ -10,148 +10,29 @@ import io
 import json
 import uuid
 import zipfile
-from collections.abc import Iterator
 from contextlib import redirect_stdout
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
 
 from cli.main import main as distillery
-from store import repositories as repo
-from store.db import make_engine, make_session_factory, session_scope
+from tests.e2e.live import JOB_TIMEOUT, PASSWORD, Platform
 from tests.worker.harness import (
     IMAGE_SIZE,
     STUDENT_ARCH,
     TEACHER_ARCH,
     TEACHER_FPN,
-    ApiServer,
-    Deployment,
-    dataset_categories,
-    dataset_zip,
-    deployment_params,
-    open_deployment,
     teacher_file,
     wait_for,
 )
 from worker.celery_app import TASK_RUN_JOB, make_celery
 
-JOB_TIMEOUT = 400.0
-PASSWORD = "e2e-password-123"
-
 
 class PickledPayload(torch.nn.Module):
     """A module: saving it pickles the class itself, which safe loading must refuse."""
-
-
-@dataclass
-class Platform:
-    """A running deployment: API URL, a team's token, and a client on it."""
-
-    deployment: Deployment
-    api: ApiServer
-    token: str
-    email: str
-    http: httpx.Client
-    tmp: Path
-
-    def cli(self, *args: str) -> tuple[int, str]:
-        """Run a `distillery` client command against this server: (exit status, stdout)."""
-        out = io.StringIO()
-        with redirect_stdout(out):
-            status = distillery([*args, "--server", self.api.url, "--token", self.token])
-        return status, out.getvalue()
-
-    def get(self, path: str) -> dict[str, Any]:
-        """GET an API path, asserting success."""
-        response = self.http.get(path)
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    def wait_status(self, resource: str, row_id: int, *, timeout: float = 180) -> dict[str, Any]:
-        """Wait until a dataset or teacher is no longer validating."""
-
-        def done() -> dict[str, Any] | None:
-            row = self.get(f"/{resource}/{row_id}")
-            return row if row["status"] != "validating" else None
-
-        return wait_for(done, timeout=timeout, what=f"{resource} {row_id} validation")  # type: ignore[no-any-return]
-
-    def wait_job(self, job_id: int, *, states: tuple[str, ...]) -> dict[str, Any]:
-        """Wait until the job is in one of `states`."""
-
-        def reached() -> dict[str, Any] | None:
-            job = self.get(f"/jobs/{job_id}")
-            if job["state"] in states:
-                return job
-            assert job["state"] in ("queued", "running"), job
-            return None
-
-        return wait_for(reached, timeout=JOB_TIMEOUT, interval=0.1, what=f"job {job_id} {states}")  # type: ignore[no-any-return]
-
-    def upload(self, resource: str, path: Path, **fields: str) -> dict[str, Any]:
-        """Upload a file with form fields; the 202 body."""
-        with path.open("rb") as fh:
-            response = self.http.post(f"/{resource}", files={"file": (path.name, fh)}, data=fields)
-        assert response.status_code == 202, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-
-@pytest.fixture(scope="module", params=deployment_params())
-def platform(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Platform]:
-    """One deployment per parameter with a worker process, the API and a team."""
-    tmp = tmp_path_factory.mktemp(f"e2e-{request.param}")
-    for deployment in open_deployment(request, tmp):
-        settings = deployment.settings
-        engine = make_engine(settings.resolved_database_url)
-        with session_scope(make_session_factory(engine)) as session:
-            suffix = uuid.uuid4().hex[:8]
-            team = repo.create_team(session, name=f"e2e-{suffix}")
-            user = repo.create_user(
-                session, email=f"e2e-{suffix}@example.test", password=PASSWORD
-            )
-            repo.add_member(session, team_id=team.id, user_id=user.id, role="admin")
-            token, _ = repo.create_token(session, user_id=user.id)
-            email = user.email
-        engine.dispose()
-        api = ApiServer(settings).start()
-        deployment.start_worker("e2e")
-        headers = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=f"{api.url}/api/v1", headers=headers, timeout=30) as http:
-            try:
-                yield Platform(deployment, api, token, email, http, tmp)
-            finally:
-                api.stop()
-
-
-@pytest.fixture(scope="module")
-def inputs(platform: Platform) -> dict[str, int]:
-    """A validated dataset and teacher uploaded through the API."""
-    archive = dataset_zip(platform.tmp)
-    dataset = platform.upload("datasets", archive, name="tiny", format="coco")
-    weights = teacher_file(
-        platform.tmp / "teacher.safetensors", num_classes=dataset_categories(archive) + 1
-    )
-    teacher = platform.upload(
-        "teachers", weights, name="tiny teacher", arch=TEACHER_ARCH,
-        fpn_channels=str(TEACHER_FPN),
-    )
-    ready = platform.wait_status("datasets", dataset["id"])
-    assert ready["status"] == "ready", ready.get("errors")
-    assert ready["statistics"]["images"] > 0
-    assert "size_histogram" in ready["statistics"]
-    ready_teacher = platform.wait_status("teachers", teacher["id"])
-    assert ready_teacher["status"] == "ready", ready_teacher.get("errors")
-    return {"dataset": dataset["id"], "teacher": teacher["id"]}
 
 
 def _spec_file(folder: Path, *, epochs: int, steps: int) -> Path:

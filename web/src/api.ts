@@ -187,6 +187,12 @@ export function upload<T>(
   return { promise, abort: () => xhr.abort() };
 }
 
+/** A short-lived credential for one URL (`?ticket=`): an event stream or a download. */
+export interface TicketResponse {
+  ticket: string;
+  expires_in: number;
+}
+
 /** Fetches a file with the auth headers and returns it as a Blob (an <a href> cannot send a token). */
 export async function fetchBlob(path: string): Promise<Blob> {
   let response: Response;
@@ -218,11 +224,9 @@ export async function downloadFile(path: string, filename: string): Promise<void
   } catch (err) {
     if (err instanceof ApiError && err.status !== 0) throw err;
     // A presigned redirect to S3 cannot be read by fetch without CORS on the bucket: let the
-    // browser follow it itself (GETs accept the token as a query parameter).
-    const params = new URLSearchParams({ access_token: getToken() ?? "" });
-    const team = getTeamId();
-    if (team !== null) params.set("team_id", String(team));
-    url = `${apiUrl(path)}?${params.toString()}`;
+    // browser follow it itself, with a one-minute ticket for this one file (never the token).
+    const { ticket } = await post<TicketResponse>(`${path}/ticket`);
+    url = apiUrl(path, { ticket });
   }
   const a = document.createElement("a");
   a.href = url;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tarfile
 import zipfile
 from pathlib import Path
@@ -66,7 +67,8 @@ def test_single_split_under_another_name_is_train(tiny_coco: Path, tmp_path: Pat
     (tmp_path / "annotations" / "instances_default.json").write_text(
         (tiny_coco / "annotations" / "instances_train.json").read_text()
     )
-    (tmp_path / "images").symlink_to(tiny_coco / "images" / "train")
+    # copied, not symlinked: a symlink leading outside the dataset root is refused
+    shutil.copytree(tiny_coco / "images" / "train", tmp_path / "images")
     _, _, info = build_loaders(DataSpec(path=str(tmp_path), image_size=64), seed=0)
     assert (info.train_images, info.val_images) == (8, 2)
 
@@ -95,7 +97,7 @@ def test_missing_val_is_carved_from_train(tiny_coco: Path, tmp_path: Path) -> No
     (tmp_path / "annotations" / "instances_train.json").write_text(
         (tiny_coco / "annotations" / "instances_train.json").read_text()
     )
-    (tmp_path / "images").symlink_to(tiny_coco / "images")
+    shutil.copytree(tiny_coco / "images", tmp_path / "images")
     spec = DataSpec(path=str(tmp_path), image_size=64, batch_size=2)
     train, val, info = build_loaders(spec, seed=0)
     assert (info.train_images, info.val_images) == (8, 2)
