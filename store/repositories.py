@@ -260,14 +260,22 @@ def _list_uploads(
 
 
 def _set_validation(
-    session: Session, model: type[UploadT], row_id: int, **outcome: Any
+    session: Session, model: type[UploadT], row_id: int, *, force: bool, **outcome: Any
 ) -> UploadT | None:
-    row = session.get(model, row_id)
-    if row is None:
+    # Only a row still validating takes an outcome (one conditional UPDATE): a validation that
+    # finishes after the watchdog failed it, or a second delivery, changes nothing.
+    condition = (
+        [model.id == row_id] if force else [model.id == row_id, model.status == "validating"]
+    )
+    result = session.execute(
+        update(model)
+        .where(*condition)
+        .values(**outcome)
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
         return None
-    for column, value in outcome.items():
-        setattr(row, column, value)
-    session.flush()
+    row = session.get(model, row_id, populate_existing=True)
     return row
 
 
@@ -338,10 +346,20 @@ def set_dataset_validation(
     status: str,
     statistics: dict[str, Any] | None = None,
     errors: list[Any] | None = None,
+    force: bool = False,
 ) -> Dataset | None:
-    """Record the outcome of validating a dataset (`ready` or `invalid`)."""
+    """Record the outcome of validating a dataset (`ready` or `invalid`); None if not recorded.
+
+    Only a dataset still `validating` takes it, unless `force` (an operator's correction).
+    """
     return _set_validation(
-        session, Dataset, dataset_id, status=status, statistics=statistics, errors=errors
+        session,
+        Dataset,
+        dataset_id,
+        force=force,
+        status=status,
+        statistics=statistics,
+        errors=errors,
     )
 
 
@@ -418,12 +436,23 @@ def set_teacher_validation(
     errors: list[Any] | None = None,
     info: dict[str, Any] | None = None,
     num_classes: int | None = None,
+    force: bool = False,
 ) -> Teacher | None:
-    """Record the outcome of checking a teacher checkpoint (`ready` or `invalid`)."""
+    """Record the outcome of checking a teacher checkpoint; None if not recorded.
+
+    Only a teacher still `validating` takes it, unless `force` (an operator's correction).
+    """
     # num_classes stays as it was when the check could not read it
     learned = {} if num_classes is None else {"num_classes": num_classes}
     return _set_validation(
-        session, Teacher, teacher_id, status=status, errors=errors, info=info, **learned
+        session,
+        Teacher,
+        teacher_id,
+        force=force,
+        status=status,
+        errors=errors,
+        info=info,
+        **learned,
     )
 
 

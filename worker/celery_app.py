@@ -24,7 +24,8 @@ from store.settings import Settings
 JOB_TIME_LIMIT_S = 24 * 3600
 JOB_SOFT_TIME_LIMIT_S = JOB_TIME_LIMIT_S - 300
 VISIBILITY_TIMEOUT_S = JOB_TIME_LIMIT_S + 3600
-VALIDATION_TIME_LIMIT_S = 3600
+VALIDATION_HARD_LIMIT_GRACE_S = 60
+"""A validation gets its soft limit (the watchdog's bound) and this long more before a kill."""
 
 
 def broker_transport_options(url: str) -> dict[str, Any]:
@@ -47,6 +48,13 @@ def make_celery(settings: Settings) -> DistilleryCelery:
     broker = broker_url_for(settings)
     app = DistilleryCelery(settings, main="distillery", broker=broker, set_as_current=False)
     job_queue = settings.job_queue
+    # A validation past the watchdog's bound is failed by the reaper; the soft limit also frees
+    # the worker slot (SoftTimeLimitExceeded marks the row invalid like any other error) and
+    # the hard limit ends a child stuck in C code. Time limits need the prefork pool.
+    validation_limits = {
+        "soft_time_limit": settings.validation_timeout_seconds,
+        "time_limit": settings.validation_timeout_seconds + VALIDATION_HARD_LIMIT_GRACE_S,
+    }
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -73,8 +81,8 @@ def make_celery(settings: Settings) -> DistilleryCelery:
             TASK_REQUEUE_EXPIRED: {"queue": VALIDATION_QUEUE},
         },
         task_annotations={
-            TASK_VALIDATE_DATASET: {"time_limit": VALIDATION_TIME_LIMIT_S},
-            TASK_VALIDATE_TEACHER: {"time_limit": VALIDATION_TIME_LIMIT_S},
+            TASK_VALIDATE_DATASET: validation_limits,
+            TASK_VALIDATE_TEACHER: validation_limits,
         },
         worker_send_task_events=False,
         task_send_sent_event=False,

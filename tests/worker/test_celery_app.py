@@ -46,6 +46,14 @@ def test_jobs_and_validations_have_their_own_queues(tmp_path: Path) -> None:
     assert app.amqp.router.route({}, TASK_RUN_JOB)["queue"].name == "gpu-a100"
 
 
+def test_validations_are_time_limited_by_the_watchdog_bound(tmp_path: Path) -> None:
+    app = make_celery(Settings(data_dir=tmp_path, validation_timeout_seconds=120))
+    for name in (TASK_VALIDATE_DATASET, TASK_VALIDATE_TEACHER):
+        task = app.tasks[name]
+        assert task.soft_time_limit == 120 and task.time_limit == 180
+    assert app.tasks[TASK_RUN_JOB].time_limit == app.conf.task_time_limit  # a day, not 3 min
+
+
 def test_redis_time_limit_stays_below_the_visibility_timeout(tmp_path: Path) -> None:
     app = make_celery(Settings(data_dir=tmp_path, broker_url="redis://127.0.0.1:6379/3"))
     options = app.conf.broker_transport_options

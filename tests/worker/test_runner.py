@@ -38,8 +38,12 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[WorkerC
 def _job(ctx: WorkerContext, seeded: Seeded, spec: dict[str, object]) -> int:
     with session_scope(ctx.sessions) as session:
         return repo.create_job(
-            session, team_id=seeded.team_id, created_by=seeded.user_id, kind=str(spec["kind"]),
-            spec=spec, dataset_id=seeded.dataset_id,
+            session,
+            team_id=seeded.team_id,
+            created_by=seeded.user_id,
+            kind=str(spec["kind"]),
+            spec=spec,
+            dataset_id=seeded.dataset_id,
             teacher_id=seeded.teacher_id if spec["kind"] == "distill" else None,
         ).id
 
@@ -79,14 +83,20 @@ def test_a_job_on_an_invalid_dataset_fails_saying_why(
         dataset = repo.dataset_by_id(session, dataset_id=seeded.dataset_id)
         assert dataset is not None
         statistics = dataset.statistics
-        repo.set_dataset_validation(session, dataset_id=seeded.dataset_id, status="invalid")
+        repo.set_dataset_validation(
+            session, dataset_id=seeded.dataset_id, status="invalid", force=True
+        )
     try:
         job_id = _job(ctx, seeded, distill_spec(seeded.dataset_id, seeded.teacher_id))
         assert execute_job(ctx, job_id) == "failed"
     finally:
         with session_scope(ctx.sessions) as session:
             repo.set_dataset_validation(
-                session, dataset_id=seeded.dataset_id, status="ready", statistics=statistics
+                session,
+                dataset_id=seeded.dataset_id,
+                status="ready",
+                statistics=statistics,
+                force=True,
             )
     with session_scope(ctx.sessions) as session:
         job = repo.job_by_id(session, job_id=job_id)

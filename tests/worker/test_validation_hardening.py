@@ -342,6 +342,17 @@ def test_stale_validations_are_failed_once_and_fresh_ones_kept(
     assert again == {"datasets": [], "teachers": []}
     # a late delivery of the reaped validation changes nothing
     assert validate_dataset(ctx, stuck) == "skipped"
+    # nor does a validation that started before the watchdog and finishes after it
+    with session_scope(ctx.sessions) as session:
+        late = repo.set_dataset_validation(
+            session, dataset_id=stuck, status="ready", statistics={"images": 3}
+        )
+        late_teacher = repo.set_teacher_validation(
+            session, teacher_id=stuck_teacher, status="ready", info={"params": 1}
+        )
+    assert late is None and late_teacher is None
+    assert _dataset_row(ctx, stuck)[0] == "invalid"
+    assert _teacher_row(ctx, stuck_teacher)[0] == "invalid"
 
 
 def test_the_reaper_fails_validations_past_the_timeout(tmp_path: Path) -> None:
