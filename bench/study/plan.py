@@ -20,8 +20,10 @@ from core.spec import (
     ablation_distill,
 )
 
-MAIN_VARIANTS: tuple[str, ...] = ABLATION_PRESETS
+MAIN_VARIANTS: tuple[str, ...] = ("no_kd", "response", "single_level", "hierarchical")
 """The paper's ablation: no_kd, response, single_level (P3), hierarchical."""
+BASELINE_VARIANTS: tuple[str, ...] = tuple(v for v in ABLATION_PRESETS if v not in MAIN_VARIANTS)
+"""Further public baselines `variant_distill` builds (PKD); not yet in the verdict's table."""
 TERMS: tuple[str, ...] = ("spatial", "semantic", "context")
 LEVEL_ABLATIONS: tuple[str, ...] = tuple(f"drop_{name}" for name in LEVEL_NAMES) + tuple(
     f"drop_{term}" for term in TERMS
@@ -44,7 +46,8 @@ TUNING_BASELINES: tuple[str, ...] = ("no_kd", "hierarchical")
 VARIANT_LABELS: dict[str, str] = {
     "teacher": "teacher",
     "no_kd": "no KD",
-    "response": "response KD",
+    "response": "response KD (LD / CrossKD normalisation)",
+    "pkd": "PKD (Pearson feature KD, all cells)",
     "single_level": "single-level feature KD (P3)",
     "hierarchical": "hierarchical KD (full)",
     **{f"drop_{n}": f"HKD without {n.upper()}" for n in LEVEL_NAMES},
@@ -239,7 +242,7 @@ def scale_distill(scale: Scale) -> DistillSpec:
 def variant_distill(base: DistillSpec, variant: str) -> DistillSpec:
     """The distillation weights of a main variant, a per-level/per-term ablation or a
     tuning candidate."""
-    if variant in MAIN_VARIANTS:
+    if variant in ABLATION_PRESETS:
         return ablation_distill(base, variant)  # type: ignore[arg-type]
     full = ablation_distill(base, "hierarchical")
     if variant in TUNING:

@@ -2,31 +2,72 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from core.distill.context import context_loss
 from core.distill.masks import LevelMasks, build_level_masks
-from core.distill.response import ResponseDistillation
-from core.distill.semantic import attention_loss, channel_attention_loss
+from core.distill.response import (
+    ResponseDistillation,
+    box_loss,
+    response_loss,
+    teacher_foreground,
+)
+from core.distill.semantic import semantic_loss
 from core.distill.spatial import spatial_loss
 from core.models.adapters import build_adapters, pair_levels
-from core.models.detectors import Detector
+from core.models.detectors import DenseOutput, Detector
 from core.spec import DistillSpec, LevelWeights
 from core.structures import Target
 
 
 @dataclass(frozen=True)
 class LevelPlan:
-    """One distilled level: the student level, its teacher level and non-zero term weights."""
+    """One distilled level: the student level, the teacher level teaching it, its weights.
+
+    `resized`: the teacher level has another stride (a P3-P7 teacher teaching P2 from P3); its
+    map is bilinearly resized to the student level's size, by `ratio` = teacher / student stride.
+    """
 
     student: str
     teacher: str
     weights: LevelWeights
-    needs_adapter: bool  # a term compares channels: spatial, context or channel attention
+    needs_adapter: bool  # the spatial term compares channels through a learned adapter
+    resized: bool = False
+    ratio: float = 1.0
+
+    def describe(self) -> str:
+        """The pairing as the run reports it: `p3`, or `p3 (resized x2)`."""
+        return f"{self.teacher} (resized x{self.ratio:g})" if self.resized else self.teacher
+
+
+@dataclass(frozen=True)
+class TeacherPass:
+    """What the frozen teacher computed for a batch: pyramid features and dense head outputs."""
+
+    features: dict[str, Tensor]
+    head: dict[str, Tensor] | None = None
+
+
+def scale_gradient(value: Tensor, factor: Tensor | float) -> Tensor:
+    """`value` unchanged, its gradient multiplied by `factor` (a detached scalar)."""
+    detached = value.detach()
+    return detached + factor * (value - detached)
+
+
+def feature_scale(features: Tensor) -> Tensor:
+    """Detached root mean square of a feature map (N, C, H, W): its scale."""
+    return features.detach().float().pow(2).mean().sqrt()
+
+
+def resize_to(features: Tensor, size: tuple[int, int]) -> Tensor:
+    """(N, C, H, W) bilinearly resized to `size` (H, W) when it differs."""
+    if tuple(features.shape[-2:]) == tuple(size):
+        return features
+    return F.interpolate(features, size=size, mode="bilinear", align_corners=False)
 
 
 class HierarchicalDistiller(nn.Module):
@@ -50,21 +91,20 @@ class HierarchicalDistiller(nn.Module):
         self.plans: list[LevelPlan] = []
         self.skipped_levels: list[str] = []
         self.response: ResponseDistillation | None = None
+        self.head_pairs: list[tuple[str, str]] = []  # (teacher level, student level)
         if teacher is not None:
             self._freeze(teacher)
             self.plans = self._plan_levels(teacher, student)
             self.response = self._plan_response(teacher, student)
+            self.head_pairs = self._plan_head(teacher, student)
+        wanted = self.adapted_levels()
         if adapters is None:
             adapters = (
-                build_adapters(
-                    student.output_shape(),
-                    teacher.output_shape(),
-                    only=[p.student for p in self.plans if p.needs_adapter],
-                )
-                if teacher is not None
+                build_adapters(student.output_shape(), teacher.output_shape(), only=wanted)
+                if teacher is not None and wanted
                 else nn.ModuleDict()
             )
-        missing = [p.student for p in self.plans if p.needs_adapter and p.student not in adapters]
+        missing = [level for level in wanted if level not in adapters]
         if missing:
             raise ValueError(f"adapters: none given for distilled level(s) {missing}")
         self.adapters = adapters
@@ -78,38 +118,31 @@ class HierarchicalDistiller(nn.Module):
         spec = self.spec
         if spec.lambda_kd == 0.0:
             return []
-        pairs = dict(pair_levels(student.output_shape(), teacher.output_shape()))
+        student_shape, teacher_shape = student.output_shape(), teacher.output_shape()
+        pairs = dict(pair_levels(student_shape, teacher_shape, nearest=True))
         plans = []
         for level, weights in spec.levels.items():
             if not (weights.spatial or weights.semantic or weights.context):
                 continue
             if level not in pairs:
-                self.skipped_levels.append(level)
+                self.skipped_levels.append(level)  # the student has no such level
                 continue
-            channels_compared = (
-                weights.spatial > 0
-                or (weights.context > 0 and (spec.context.global_context or spec.context.relation))
-                or (weights.semantic > 0 and spec.semantic.channel)
-            )
+            ratio = teacher_shape[pairs[level]].stride / student_shape[level].stride
             plans.append(
                 LevelPlan(
                     student=level,
                     teacher=pairs[level],
                     weights=weights,
-                    needs_adapter=channels_compared,
+                    needs_adapter=weights.spatial > 0 and spec.spatial.adapter == "learned",
+                    resized=ratio != 1.0,
+                    ratio=ratio,
                 )
             )
-        if self.skipped_levels:
-            warnings.warn(
-                f"feature KD skips level(s) {self.skipped_levels}: teacher {teacher.arch} has "
-                f"no level of the same stride (it has {list(teacher.output_shape())})",
-                stacklevel=3,
-            )
-        return sorted(plans, key=lambda p: student.output_shape()[p.student].stride)
+        return sorted(plans, key=lambda p: student_shape[p.student].stride)
 
     def _plan_response(self, teacher: Detector, student: Detector) -> ResponseDistillation | None:
         spec = self.spec
-        if spec.lambda_kd == 0.0 or spec.response == 0.0:
+        if spec.response == 0.0 and spec.box == 0.0:
             return None
         for role, model in (("teacher", teacher), ("student", student)):
             if not model.has_dense_head:
@@ -118,13 +151,44 @@ class HierarchicalDistiller(nn.Module):
                     f"{model.arch} is a two-stage detector (use feature KD only)"
                 )
         return ResponseDistillation(
-            teacher.anchor_layout(), student.anchor_layout(), temperature=spec.temperature
+            teacher.anchor_layout(),
+            student.anchor_layout(),
+            temperature=spec.temperature,
+            beta=spec.response_beta,
         )
+
+    def _plan_head(self, teacher: Detector, student: Detector) -> list[tuple[str, str]]:
+        if self.spec.head == 0.0:
+            return []
+        if not teacher.has_dense_head:
+            raise ValueError(
+                f"distill.head: head KD runs the teacher's dense head; {teacher.arch} has none"
+            )
+        by_stride = {spec.stride: name for name, spec in student.output_shape().items()}
+        teacher_shape = teacher.output_shape()
+        lacking = [n for n, s in teacher_shape.items() if s.stride not in by_stride]
+        if lacking:
+            raise ValueError(
+                f"distill.head: the head of {teacher.arch} reads level(s) {lacking} that the "
+                f"student {student.arch} does not have (it has {list(by_stride.values())})"
+            )
+        return [(name, by_stride[spec.stride]) for name, spec in teacher_shape.items()]
+
+    def adapted_levels(self) -> list[str]:
+        """Student levels that go through an adapter (spatial term or head KD)."""
+        levels = [p.student for p in self.plans if p.needs_adapter]
+        levels += [s for _, s in self.head_pairs if s not in levels]
+        return levels
+
+    @property
+    def pairs(self) -> dict[str, str]:
+        """Student level -> the teacher level teaching it, as reported (`p3 (resized x2)`)."""
+        return {plan.student: plan.describe() for plan in self.plans}
 
     @property
     def kd_enabled(self) -> bool:
         """True if any KD term is computed."""
-        return bool(self.plans) or self.response is not None
+        return bool(self.plans) or self.response is not None or bool(self.head_pairs)
 
     def train(self, mode: bool = True) -> HierarchicalDistiller:
         """Set the student and adapters to `mode`; the teacher always stays in eval mode."""
@@ -137,59 +201,120 @@ class HierarchicalDistiller(nn.Module):
         """The modules an optimiser updates: the student and the adapters."""
         return {"student": self.student, "adapters": self.adapters}
 
-    def kd_scale(self, step: int) -> float:
-        """lambda_KD at `step`, ramped linearly over the spec's warm-up steps."""
+    def ramp(self, step: int) -> float:
+        """The warm-up factor of every KD term at `step` (linear over `warmup_steps`)."""
         warmup = self.spec.warmup_steps
-        ramp = 1.0 if warmup == 0 else min(1.0, (step + 1) / warmup)
-        return self.spec.lambda_kd * ramp
+        return 1.0 if warmup == 0 else min(1.0, (step + 1) / warmup)
 
     def forward(
         self, images: Tensor, targets: list[Target] | None = None, *, step: int = 0
     ) -> dict[str, Tensor]:
         """Named, already weighted losses: det/* from the student and kd/* per term and level."""
-        output = self.student(images, targets)
-        losses = dict(output.losses)
         if self.teacher is None or not self.kd_enabled:
-            return losses
-        teacher_logits: Tensor | None = None
-        with torch.no_grad():
-            if self.response is not None:
-                teacher_features, heads = self.teacher.dense_outputs(images)
-                teacher_logits = heads["cls_logits"]
-            else:
-                teacher_features = self.teacher.extract_features(images)
-        scale = self.kd_scale(step)
-        masks = self._masks(images, targets, teacher_features)
-        for plan in self.plans:
-            student_map = output.features[plan.student]
-            teacher_map = teacher_features[plan.teacher]
-            for term, value in self._level_terms(plan, student_map, teacher_map, masks).items():
-                losses[f"kd/{term}/{plan.student}"] = scale * value
-        if self.response is not None and teacher_logits is not None:
-            if output.cls_logits is None:
-                raise ValueError(f"response KD: student {self.student.arch} returned no logits")
-            losses["kd/response"] = (
-                scale * self.spec.response * self.response(output.cls_logits, teacher_logits)
-            )
+            return dict(self.student(images, targets).losses)
+        student = self.student_pass(images, targets)
+        losses = dict(student.output.losses)
+        teacher = self.teacher_pass(images)
+        ramp = self.ramp(step)
+        for name, value in self.kd_terms(images, targets, student, teacher).items():
+            losses[name] = ramp * value
         return losses
+
+    def student_pass(self, images: Tensor, targets: list[Target] | None) -> DenseOutput:
+        """The student's pass, with head outputs and anchor matches when it is one-stage."""
+        if self.student.has_dense_head:
+            return self.student.forward_dense(images, targets)
+        return DenseOutput(output=self.student(images, targets), head={})
+
+    @torch.no_grad()
+    def teacher_pass(self, images: Tensor) -> TeacherPass:
+        """The frozen teacher's features (and head outputs when a term reads them)."""
+        assert self.teacher is not None
+        if self.response is not None or self.head_pairs:
+            features, head = self.teacher.dense_outputs(images)
+            return TeacherPass(features=features, head=head)
+        return TeacherPass(features=self.teacher.extract_features(images))
+
+    def kd_terms(
+        self,
+        images: Tensor,
+        targets: list[Target] | None,
+        student: DenseOutput,
+        teacher: TeacherPass,
+    ) -> dict[str, Tensor]:
+        """Every weighted KD term (before the warm-up ramp) from the two passes."""
+        spec = self.spec
+        terms: dict[str, Tensor] = {}
+        features = student.output.features
+        masks = self._masks(images, targets, features)
+        for plan in self.plans:
+            student_map = features[plan.student]
+            size = (int(student_map.shape[-2]), int(student_map.shape[-1]))
+            teacher_map = resize_to(teacher.features[plan.teacher], size)
+            for term, value in self._level_terms(plan, student_map, teacher_map, masks).items():
+                terms[f"kd/{term}/{plan.student}"] = spec.lambda_kd * value
+        if self.response is not None or self.head_pairs:
+            assert teacher.head is not None
+            terms.update(self._head_terms(student, teacher.head))
+        return terms
+
+    def _head_terms(
+        self, student: DenseOutput, teacher_head: dict[str, Tensor]
+    ) -> dict[str, Tensor]:
+        """Response, box and head KD, normalised by the foreground anchors."""
+        spec = self.spec
+        terms: dict[str, Tensor] = {}
+        matched = student.positives()
+        if self.response is not None:
+            if "cls_logits" not in student.head:
+                raise ValueError(f"response KD: student {self.student.arch} returned no logits")
+            foreground = (
+                matched if matched is not None else teacher_foreground(teacher_head["cls_logits"])
+            )
+            if spec.response > 0:
+                terms["kd/response"] = spec.response * self.response(
+                    student.head["cls_logits"], teacher_head["cls_logits"], foreground
+                )
+            if spec.box > 0:
+                terms["kd/box"] = spec.box * box_loss(
+                    student.head["bbox_regression"], teacher_head["bbox_regression"], foreground
+                )
+        if self.head_pairs:
+            assert self.teacher is not None
+            crossed = self.teacher.head_outputs(
+                {t: self.adapters[s](student.output.features[s]) for t, s in self.head_pairs}
+            )
+            same_anchors = self.teacher.anchor_layout() == self.student.anchor_layout()
+            foreground = (
+                matched
+                if matched is not None and same_anchors
+                else teacher_foreground(teacher_head["cls_logits"])
+            )
+            value = response_loss(
+                crossed["cls_logits"],
+                teacher_head["cls_logits"],
+                spec.temperature,
+                positives=foreground.sum(),
+                beta=spec.response_beta,
+            ) + box_loss(crossed["bbox_regression"], teacher_head["bbox_regression"], foreground)
+            terms["kd/head"] = spec.head * value
+        return terms
 
     def _masks(
         self,
         images: Tensor,
         targets: list[Target] | None,
-        teacher_features: dict[str, Tensor],
+        features: dict[str, Tensor],
     ) -> dict[str, LevelMasks] | None:
-        spatial_levels = [p.teacher for p in self.plans if p.weights.spatial > 0]
-        if targets is None or not spatial_levels:
+        spatial = self.spec.spatial
+        levels = [p.student for p in self.plans if p.weights.spatial > 0]
+        if targets is None or not levels or not spatial.masked:
             return None
         sizes = {
-            name: (int(teacher_features[name].shape[-2]), int(teacher_features[name].shape[-1]))
-            for name in spatial_levels
+            name: (int(features[name].shape[-2]), int(features[name].shape[-1])) for name in levels
         }
         image_size = (int(images.shape[-2]), int(images.shape[-1]))
-        return build_level_masks(
-            targets, image_size, sizes, scale_aware=self.spec.spatial.scale_aware
-        )
+        return build_level_masks(targets, image_size, sizes, scale_aware=spatial.scale_aware)
 
     def _level_terms(
         self,
@@ -198,36 +323,42 @@ class HierarchicalDistiller(nn.Module):
         teacher_map: Tensor,
         masks: dict[str, LevelMasks] | None,
     ) -> dict[str, Tensor]:
-        """Weighted spatial / semantic / context terms of one level (zero weights skipped)."""
+        """Weighted spatial / semantic / context terms of one level (zero weights skipped).
+
+        Only the spatial term maps channels (a map fitted on the batch's other images, or a
+        learned adapter); semantic and context compare statistics of the student's own map
+        that no adapter can produce for it.
+        """
         spec, weights = self.spec, plan.weights
-        size = (int(teacher_map.shape[-2]), int(teacher_map.shape[-1]))
-        adapted = self.adapters[plan.student](student_map, size) if plan.needs_adapter else None
         terms: dict[str, Tensor] = {}
-        if weights.spatial > 0 and adapted is not None:
+        # Every feature term is invariant to the scale of the student's map, so its gradient
+        # grows as 1 / scale: at init the small P5 maps would pull hardest. Balancing puts
+        # the gradient back in the student's own units, the values unchanged.
+        balance = feature_scale(student_map) if spec.balance_levels else 1.0
+        if weights.spatial > 0:
+            compared = (
+                self.adapters[plan.student](student_map) if plan.needs_adapter else student_map
+            )
             terms["spatial"] = weights.spatial * spatial_loss(
-                adapted,
+                compared,
                 teacher_map,
-                None if masks is None else masks[plan.teacher],
+                None if masks is None else masks[plan.student],
                 fg_weight=spec.spatial.fg_weight,
                 bg_weight=spec.spatial.bg_weight,
                 normalize=spec.spatial.normalize,
+                fitted=not plan.needs_adapter,
             )
         if weights.semantic > 0:
-            semantic = attention_loss(student_map, teacher_map, spec.semantic.p)
-            if spec.semantic.channel and adapted is not None:
-                semantic = semantic + channel_attention_loss(adapted, teacher_map, spec.semantic.p)
-            terms["semantic"] = weights.semantic * semantic
+            terms["semantic"] = weights.semantic * semantic_loss(
+                student_map, teacher_map, spec.semantic.p, channel=spec.semantic.channel
+            )
         context = spec.context
-        if (
-            weights.context > 0
-            and adapted is not None
-            and (context.global_context or context.relation)
-        ):
+        if weights.context > 0 and (context.global_context or context.relation):
             terms["context"] = weights.context * context_loss(
-                adapted,
+                student_map,
                 teacher_map,
                 use_global=context.global_context,
                 use_relation=context.relation,
                 grid=context.relation_grid,
             )
-        return terms
+        return {name: scale_gradient(value, balance) for name, value in terms.items()}

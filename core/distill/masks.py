@@ -1,62 +1,73 @@
-"""Foreground / background weight maps from ground-truth boxes, scale-aware, per pyramid level."""
+"""Foreground / background weights from ground-truth boxes at each level's own resolution.
+
+Scale-aware masks follow FGD (Yang et al., CVPR 2022): each object marks the cells its box
+covers at the level's stride (at least one cell) with 1 / (h_cells * w_cells), so that every
+object weighs the same at every level whatever its size; overlapping objects keep the larger
+weight; background is apart. Small objects are not weighted up by their pixel area: they
+matter where they are resolved, at the fine levels the student is distilled at.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
 from core.structures import Target
-
-EPS = 1e-12
 
 
 @dataclass(frozen=True)
 class LevelMasks:
-    """Per-image normalised weights at one level: each map sums to 1 per image (or is all 0)."""
+    """Weights at one level; the spatial term takes weighted means over the whole batch."""
 
-    fg: Tensor  # (N, 1, H, W)
-    bg: Tensor  # (N, 1, H, W)
+    fg: Tensor  # (N, 1, H, W): each object sums to 1 (scale-aware) or 1 inside any box
+    bg: Tensor  # (N, 1, H, W): 1 outside every box, 0 inside
 
 
-def foreground_map(
-    targets: Sequence[Target],
-    image_size: tuple[int, int],
-    *,
-    scale_aware: bool = True,
-    device: torch.device | None = None,
+def box_cells(boxes: Tensor, stride: float, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """(M, H) and (M, W) masks of the rows / columns each box covers, at least one each."""
+    height, width = size
+    # (M,) first and one-past-last cell of each box, clamped to the map.
+    x0 = (boxes[:, 0] / stride).floor().clamp(0, width - 1)
+    y0 = (boxes[:, 1] / stride).floor().clamp(0, height - 1)
+    x1 = torch.maximum((boxes[:, 2] / stride).ceil().clamp(max=width), x0 + 1)
+    y1 = torch.maximum((boxes[:, 3] / stride).ceil().clamp(max=height), y0 + 1)
+    cols = torch.arange(width, device=boxes.device, dtype=boxes.dtype)  # (W,)
+    rows = torch.arange(height, device=boxes.device, dtype=boxes.dtype)  # (H,)
+    in_cols = (cols[None] >= x0[:, None]) & (cols[None] < x1[:, None])  # (M, W)
+    in_rows = (rows[None] >= y0[:, None]) & (rows[None] < y1[:, None])  # (M, H)
+    return in_rows, in_cols
+
+
+def foreground_cells(
+    boxes: Tensor, stride: float, size: tuple[int, int], *, scale_aware: bool = True
 ) -> Tensor:
-    """(N, 1, H, W) at image resolution: inside a box 1 / box area (or 1), 0 outside.
-
-    With `scale_aware`, a pixel in a small box weighs more than one in a large box so that each
-    object contributes about equally (FGD); overlapping boxes keep the larger weight.
-    """
-    height, width = image_size
-    masks = torch.zeros(len(targets), 1, height, width, device=device)
-    for index, target in enumerate(targets):
-        boxes = target["boxes"].detach().to(device=masks.device, dtype=torch.float32)
-        for x1, y1, x2, y2 in boxes.tolist():
-            left, top = max(int(x1), 0), max(int(y1), 0)
-            right = min(max(round(x2), left + 1), width)
-            bottom = min(max(round(y2), top + 1), height)
-            if right <= left or bottom <= top:
-                continue
-            value = 1.0 / max((x2 - x1) * (y2 - y1), 1.0) if scale_aware else 1.0
-            region = masks[index, 0, top:bottom, left:right]
-            region.clamp_(min=value)
-    return masks
+    """(H, W) weights of one image's boxes (M, 4): 1 / cells per object, max over objects."""
+    height, width = size
+    if boxes.numel() == 0:
+        return boxes.new_zeros(height, width)
+    in_rows, in_cols = box_cells(boxes, stride, size)
+    inside = (in_rows[:, :, None] & in_cols[:, None, :]).to(boxes.dtype)  # (M, H, W)
+    if scale_aware:
+        cells = in_rows.sum(dim=1) * in_cols.sum(dim=1)  # (M,)
+        inside = inside / cells.to(boxes.dtype).view(-1, 1, 1)
+    return inside.amax(dim=0)  # (H, W)
 
 
-def level_masks(full: Tensor, size: tuple[int, int]) -> LevelMasks:
-    """Max-pool an image-resolution foreground map to a level's (H, W) and normalise per image."""
-    fg = F.adaptive_max_pool2d(full, size)  # (N, 1, H, W)
-    bg = (fg <= 0).to(fg.dtype)
-    fg_sum = fg.sum(dim=(1, 2, 3), keepdim=True)
-    bg_sum = bg.sum(dim=(1, 2, 3), keepdim=True)
-    return LevelMasks(fg=fg / fg_sum.clamp_min(EPS), bg=bg / bg_sum.clamp_min(EPS))
+def level_masks(
+    targets: Sequence[Target], stride: float, size: tuple[int, int], *, scale_aware: bool = True
+) -> LevelMasks:
+    """The LevelMasks of a batch at one level of the given (H, W) and stride in pixels."""
+    fg = torch.stack(
+        [
+            foreground_cells(t["boxes"].detach().float(), stride, size, scale_aware=scale_aware)
+            for t in targets
+        ]
+    ).unsqueeze(1)  # (N, 1, H, W)
+    return LevelMasks(fg=fg, bg=(fg <= 0).to(fg.dtype))
 
 
 def build_level_masks(
@@ -66,7 +77,13 @@ def build_level_masks(
     *,
     scale_aware: bool = True,
 ) -> dict[str, LevelMasks]:
-    """Level name -> LevelMasks for feature maps of the given (H, W) sizes."""
-    device = targets[0]["boxes"].device if targets else None
-    full = foreground_map(targets, image_size, scale_aware=scale_aware, device=device)
-    return {name: level_masks(full, size) for name, size in sizes.items()}
+    """Level name -> LevelMasks for feature maps of the given (H, W) sizes.
+
+    A level's stride is the power of two nearest to image height / map height (backbones
+    round map sizes up, so the ratio is not always exact).
+    """
+    masks = {}
+    for name, (height, width) in sizes.items():
+        stride = float(2 ** round(math.log2(image_size[0] / height)))
+        masks[name] = level_masks(targets, stride, (height, width), scale_aware=scale_aware)
+    return masks

@@ -1,19 +1,89 @@
-"""Spatial (feature imitation) loss: per-channel normalised maps, fg/bg weighted L2."""
+"""Spatial (feature imitation) loss: PKD-normalised maps, fg/bg weighted mean squared error.
+
+Normalisation follows PKD (Cao et al., NeurIPS 2022, "PKD: General Distillation Framework for
+Object Detectors via Pearson Correlation Coefficient"): each channel of the teacher and of
+the adapted student is standardised over the batch and positions (N x H x W), so that the
+imitation is of the correlation pattern, not of magnitudes the adapter could rescale.
+Without masks the loss is PKD's mean squared error over every element.
+
+Channels are mapped in one of two ways. `fitted_projection` (the default) predicts the
+teacher's map from the student's by the affine map that fits the batch best (weighted ridge
+least squares, with the loss's own cell weights): the best any 1x1 adapter could do, so no
+adapter can absorb the term, and what is left is what the student's features do not yet
+hold (a linear-Gaussian form of variational information distillation, Ahn et al., CVPR
+2019). The map is detached, as a trained adapter would be; the ridge grows with parameters
+per effective sample so that coarse levels of small batches are not fitted to their noise.
+The alternative is a learned 1x1 conv adapter (FitNets, Romero et al., 2015; PKD's
+connector): with the student frozen, training the adapter alone brings the term to about 20-70 %
+of its initial value on a held-out batch at init, so part of its gradient at init teaches
+the adapter, not the student.
+"""
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from core.distill.masks import LevelMasks
 
 EPS = 1e-6
+RIDGE = 1.0
+"""Ridge of the fitted projection: times the Gram's mean diagonal and parameters per sample."""
 
 
 def standardize_channels(features: Tensor) -> Tensor:
-    """Each channel of (N, C, H, W) standardised over H, W (PKD): magnitudes stop dominating."""
-    mean = features.mean(dim=(2, 3), keepdim=True)
-    std = features.std(dim=(2, 3), keepdim=True, unbiased=False)
+    """Each channel of (N, C, H, W) standardised over N, H, W (PKD)."""
+    mean = features.mean(dim=(0, 2, 3), keepdim=True)  # (1, C, 1, 1)
+    std = features.std(dim=(0, 2, 3), keepdim=True, unbiased=False)  # (1, C, 1, 1)
     return (features - mean) / (std + EPS)
+
+
+def weighted_mean(error: Tensor, weights: Tensor) -> Tensor:
+    """Sum of weights * error over the batch divided by the weights' sum (0 if no weight)."""
+    total = weights.sum()
+    return (weights * error).sum() / total.clamp_min(EPS)
+
+
+def cell_weights(
+    masks: LevelMasks | None, like: Tensor, *, fg_weight: float, bg_weight: float
+) -> Tensor:
+    """(N, 1, H, W) weights of the spatial loss: fg and bg each summing to its weight."""
+    if masks is None:
+        return torch.ones_like(like[:, :1])
+    fg, bg = masks.fg.float(), masks.bg.float()
+    return fg_weight * fg / fg.sum().clamp_min(EPS) + bg_weight * bg / bg.sum().clamp_min(EPS)
+
+
+def _ridge_map(student: Tensor, teacher: Tensor, weights: Tensor) -> Tensor:
+    """(C_s + 1, C_t) weighted ridge solution of teacher ~ [student, 1] over (M, C) samples."""
+    ones = torch.ones_like(student[:, :1])
+    design = torch.cat([student, ones], dim=1)  # (M, C_s + 1)
+    gram = design.T @ (weights * design)  # (C_s + 1, C_s + 1)
+    cross = design.T @ (weights * teacher)  # (C_s + 1, C_t)
+    # Shrink in proportion to parameters per effective sample: little with many cells, a
+    # lot where few cells (coarse levels, small batches) would let the fit chase noise.
+    samples = weights.sum().pow(2) / weights.pow(2).sum().clamp_min(EPS)
+    ridge = RIDGE * gram.diagonal().mean().clamp_min(EPS) * design.shape[1] / samples
+    eye = torch.eye(gram.shape[0], device=gram.device, dtype=gram.dtype)
+    return torch.linalg.solve(gram + ridge * eye, cross)
+
+
+def fitted_projection(student: Tensor, teacher: Tensor, weights: Tensor) -> Tensor:
+    """(N, C_t, H, W) teacher predicted from the student (N, C_s, H, W) by the affine map
+    that best fits the batch with the cell `weights` (N, 1, H, W) (ridge least squares).
+
+    The map is detached: the student is pushed to hold what the best map cannot explain.
+    """
+    batch, channels_s, height, width = student.shape
+    cells = student.float().permute(0, 2, 3, 1).reshape(-1, channels_s)  # (N*H*W, C_s)
+    targets = teacher.float().permute(0, 2, 3, 1).reshape(cells.shape[0], -1)  # (N*H*W, C_t)
+    # float32 even under autocast: the Gram sums tens of thousands of cells.
+    with torch.autocast(student.device.type, enabled=False):
+        with torch.no_grad():
+            mapping = _ridge_map(cells.detach(), targets, weights.float().reshape(-1, 1))
+        design = torch.cat([cells, torch.ones_like(cells[:, :1])], dim=1)  # (N*H*W, C_s + 1)
+        predicted = design @ mapping  # (N*H*W, C_t)
+    return predicted.reshape(batch, height, width, -1).permute(0, 3, 1, 2)
 
 
 def spatial_loss(
@@ -24,24 +94,32 @@ def spatial_loss(
     fg_weight: float = 1.0,
     bg_weight: float = 0.5,
     normalize: bool = True,
+    fitted: bool = False,
 ) -> Tensor:
-    """Masked L2 between adapted student and teacher maps (N, C, H, W), mean over images.
+    """fg_weight * fg-weighted mean + bg_weight * bg mean of the squared error (N, C, H, W).
 
-    Without masks every position weighs the same (plain mean squared error).
+    Each mean is over the batch's cells (per object with scale-aware masks), so a weight means
+    the same at every level whatever its size. Without masks: the mean over every element.
+    `fitted`: the student's own map, mapped to the teacher's channels by `fitted_projection`;
+    otherwise an adapted map of the teacher's shape.
     """
-    if student.shape != teacher.shape:
+    if (
+        student.shape[0] != teacher.shape[0]
+        or student.shape[2:] != teacher.shape[2:]
+        or (not fitted and student.shape != teacher.shape)
+    ):
         raise ValueError(
             f"spatial loss: student {tuple(student.shape)} != teacher {tuple(teacher.shape)}"
         )
-    # float32: per-channel statistics and squares are fragile in half precision.
+    # float32: batch statistics, squares and the fit are fragile in half precision.
     student, teacher = student.float(), teacher.detach().float()
     if normalize:
         student, teacher = standardize_channels(student), standardize_channels(teacher)
+    if fitted:
+        weights = cell_weights(masks, student, fg_weight=fg_weight, bg_weight=bg_weight)
+        student = fitted_projection(student, teacher, weights)
     error = (student - teacher).pow(2).mean(dim=1, keepdim=True)  # (N, 1, H, W)
     if masks is None:
         return error.mean()
     fg, bg = masks.fg.float(), masks.bg.float()
-    per_image = fg_weight * (fg * error).sum(dim=(1, 2, 3)) + bg_weight * (bg * error).sum(
-        dim=(1, 2, 3)
-    )
-    return per_image.mean()
+    return fg_weight * weighted_mean(error, fg) + bg_weight * weighted_mean(error, bg)

@@ -12,7 +12,7 @@ from typing import Any
 from core.data.synthetic import generate_synthetic
 from core.engine.ablation import format_ablation_table, run_ablation
 from core.engine.jobs import run_job
-from core.spec import AblationPreset, JobSpec
+from core.spec import DEFAULT_LAMBDA_KD, AblationPreset, JobSpec
 
 log = logging.getLogger("distillery.engine")
 
@@ -38,7 +38,7 @@ class DemoPreset:
     variants: tuple[AblationPreset, ...]
     seeds: tuple[int, ...]
     max_val_images: int | None = None
-    lambda_kd: float = 1.0
+    lambda_kd: float = DEFAULT_LAMBDA_KD
 
 
 def quick_preset() -> DemoPreset:
@@ -65,14 +65,11 @@ def quick_preset() -> DemoPreset:
         variants=("no_kd", "hierarchical"),
         seeds=(0,),
         max_val_images=40,
-        # At the start the KD terms sum to about ten times the detection loss; over a short
-        # schedule they would drown it, so they are scaled down to the same order.
-        lambda_kd=0.1,
     )
 
 
 def full_preset() -> DemoPreset:
-    """The whole ablation (four variants, three seeds) on a larger benchmark; hours on a CPU."""
+    """The whole ablation (five variants, three seeds) on a larger benchmark; hours on a CPU."""
     return DemoPreset(
         name="full",
         images=1200,
@@ -88,7 +85,7 @@ def full_preset() -> DemoPreset:
         student_lr=1e-3,
         max_steps_per_epoch=None,
         warmup_steps=100,
-        variants=("no_kd", "response", "single_level", "hierarchical"),
+        variants=("no_kd", "response", "pkd", "single_level", "hierarchical"),
         seeds=(0, 1, 2),
     )
 

@@ -165,24 +165,30 @@ class EvalHook(HookBase):
 
 
 class MetricSinkHook(HookBase):
-    """Writes loss terms, `loss/total`, `lr` and `throughput` each step, and `eval/*` when new."""
+    """Writes loss terms, `loss/total`, `lr` and `throughput` each step, `eval/*` when new, and
+    the gradient diagnosis (`kd/grad/...`, `det/grad`) of the steps the trainer diagnosed."""
 
     def __init__(self, sink: MetricSink, *, every: int = 1) -> None:
         self.sink = sink
         self.every = max(every, 1)
         self._written_eval_step: int | None = None
+        self._written_grad_step: int | None = None
 
     def after_step(self) -> None:
-        """Write the step's series every `every` steps."""
+        """Write the step's series every `every` steps (the diagnosis whenever it is new)."""
         state = self.trainer.state
-        if state.step % self.every != 0:
-            return
-        values = dict(state.losses)
-        values["loss/total"] = state.loss_total
-        values["lr"] = state.lr
-        if state.images_per_sec > 0:
-            values["throughput"] = state.images_per_sec
-        self.sink.write(state.step, state.epoch, values)
+        values: dict[str, float] = {}
+        if state.step % self.every == 0:
+            values.update(state.losses)
+            values["loss/total"] = state.loss_total
+            values["lr"] = state.lr
+            if state.images_per_sec > 0:
+                values["throughput"] = state.images_per_sec
+        if state.grad_step == state.step and state.grad_step != self._written_grad_step:
+            self._written_grad_step = state.grad_step
+            values.update(state.grad_norms)
+        if values:
+            self.sink.write(state.step, state.epoch, values)
 
     def after_epoch(self) -> None:
         """Write evaluation metrics that an EvalHook earlier in the order produced."""

@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from core.data.loader import DatasetInfo, build_loaders
+from core.distill.diagnosis import adapter_absorption
 from core.distill.distiller import HierarchicalDistiller
 from core.engine.checkpoint import load_checkpoint
 from core.engine.distributed import (
@@ -27,7 +28,7 @@ from core.engine.hooks import CheckpointHook, EvalHook, HookBase, ProgressBarHoo
 from core.engine.randomness import seed_everything
 from core.engine.report import write_report
 from core.engine.schedule import build_lr_scheduler, build_optimizer
-from core.engine.trainer import Trainer, steps_per_epoch
+from core.engine.trainer import Trainer, TrainerState, steps_per_epoch
 from core.evaluation.coco import CocoEvaluator
 from core.evaluation.efficiency import efficiency_ratios, efficiency_report
 from core.evaluation.inference import evaluate_detector
@@ -39,6 +40,9 @@ from core.models.detectors import Detector, build_student, build_teacher
 from core.spec import JobSpec, ScheduleSpec
 
 log = logging.getLogger("distillery.engine")
+
+ABSORPTION_STEPS = 100
+"""Adam steps of the one-off adapter-absorption measurement at the start of distillation."""
 
 STUDENT_FORMAT = "distillery.student/1"
 TEACHER_FORMAT = "distillery.teacher/1"
@@ -169,7 +173,8 @@ def _train_stage(
     evaluated: nn.Module,
     epochs: int,
     lr: float,
-) -> None:
+    diagnose_every: int = 0,
+) -> TrainerState:
     """Train `model` for one stage (resuming if the checkpoint is of this stage)."""
     schedule: ScheduleSpec = run.spec.schedule
     trainable = list(model.trainable_modules().values())  # type: ignore[operator]
@@ -204,6 +209,8 @@ def _train_stage(
         max_steps_per_epoch=schedule.max_steps_per_epoch,
         stage=stage,
         channels_last=schedule.channels_last,
+        clip_mode=schedule.clip_mode,
+        diagnose_every=diagnose_every,
     )
     if run.resume is not None and run.resume["stage"] == stage:
         trainer.load_checkpoint_state(run.resume)
@@ -212,6 +219,7 @@ def _train_stage(
     trainer.train()
     final = eval_hook is not None and eval_hook.last_step == trainer.state.step
     run.last_eval = eval_hook.last_result if eval_hook is not None and final else None
+    return trainer.state
 
 
 # --------------------------------------------------------------------------- the three kinds
@@ -272,20 +280,30 @@ def _distill_job(run: _Run, teacher_cache: dict[str, Any] | None) -> JobResult:
     distiller = HierarchicalDistiller(
         teacher if spec.distill.enabled else None, student, weights=spec.distill
     )
+    diagnosis: dict[str, Any] = {}
+    if distiller.kd_enabled:
+        log.info("distillation pairs: %s", distiller.pairs)
+        diagnosis["distill/pairs"] = distiller.pairs
     # ... and the same batches, whatever the adapters drew.
     seed_everything(spec.seed + 1)
     if run.resume is not None and run.resume["stage"] == "finetune":
         # The distillation stage finished before the checkpoint was written.
         load_weights(student, run.resume["model"]["student"], source="resume checkpoint")
     else:
-        _train_stage(
+        fresh = run.resume is None and run.context.is_main
+        if fresh and distiller.kd_enabled and spec.distill.diagnose_every > 0:
+            diagnosis["kd/absorbed"] = _absorption(run, distiller)
+        state = _train_stage(
             run,
             stage="distill",
             model=distiller,
             evaluated=student,
             epochs=spec.schedule.epochs,
             lr=spec.schedule.lr,
+            diagnose_every=spec.distill.diagnose_every if distiller.kd_enabled else 0,
         )
+        if state.grad_history:
+            diagnosis["kd/grad"] = grad_summary(state.grad_history)
     if spec.schedule.finetune_epochs > 0:
         _train_stage(
             run,
@@ -315,6 +333,7 @@ def _distill_job(run: _Run, teacher_cache: dict[str, Any] | None) -> JobResult:
     metrics = _metrics(run, student=metrics_student, teacher=metrics_teacher,
                        eff_student=eff_student, eff_teacher=eff_teacher)  # fmt: skip
     metrics["export"] = {"onnx_max_abs_diff": onnx_diff}
+    metrics.update(diagnosis)
     metadata = _provenance(run, student, metrics_student, role=STUDENT_FORMAT)
     weights = save_safetensors(
         run.out / "student.safetensors", student.state_dict(), metadata=metadata
@@ -331,6 +350,30 @@ def _distill_job(run: _Run, teacher_cache: dict[str, Any] | None) -> JobResult:
     )
     artifacts.extend(ArtifactFile("picture", path) for path in pictures)
     return _finish(run, metrics, artifacts)
+
+
+def grad_summary(history: Sequence[tuple[int, dict[str, float]]]) -> dict[str, Any]:
+    """The gradient diagnosis of a run: per series its value at the first and last diagnosed
+    step and its mean over all of them (metrics.json `kd/grad`)."""
+    names = list(dict.fromkeys(name for _, norms in history for name in norms))
+    summary: dict[str, Any] = {"steps": [step for step, _ in history]}
+    for name in names:
+        values = [norms[name] for _, norms in history if name in norms]
+        summary[name] = {"first": values[0], "last": values[-1], "mean": sum(values) / len(values)}
+    return summary
+
+
+def _absorption(run: _Run, distiller: HierarchicalDistiller) -> dict[str, float]:
+    """What share of each KD term the adapters alone could remove at init (1: none)."""
+    with torch.random.fork_rng(devices=[]):
+        batch = next(iter(run.train_loader), None)
+        held_out = next(iter(run.val_loader), None)
+        if batch is None or held_out is None:
+            return {}
+        batch, held_out = batch.to(run.device), held_out.to(run.device)
+        distiller.to(run.device)
+        log.info("measuring what the adapters alone absorb (%d steps)", ABSORPTION_STEPS)
+        return adapter_absorption(distiller, batch, held_out, ABSORPTION_STEPS)
 
 
 def _evaluate_job(run: _Run) -> JobResult:

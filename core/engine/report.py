@@ -34,6 +34,46 @@ def accuracy_table(rows: Sequence[tuple[str, dict[str, Any] | None]]) -> list[st
     return lines
 
 
+def diagnosis_lines(metrics: dict[str, Any]) -> list[str]:
+    """Markdown lines of the distillation diagnosis: level pairs, gradient norms, absorption."""
+    lines: list[str] = []
+    pairs = metrics.get("distill/pairs")
+    if pairs:
+        lines += ["", "## Distillation pairs (student level <- teacher level)", ""]
+        lines += [f"- {student} <- {teacher}" for student, teacher in pairs.items()]
+    grads = metrics.get("kd/grad")
+    if grads:
+        steps = grads.get("steps", [])
+        lines += [
+            "",
+            f"## Gradient norm on the student per term ({len(steps)} diagnosed steps)",
+            "",
+            "A term whose norm is far below `det/grad` teaches little; far above, it drowns the "
+            "labels.",
+            "",
+            "| series | first | last | mean |",
+            "|---|---|---|---|",
+        ]
+        for name, stats in grads.items():
+            if isinstance(stats, dict):
+                lines.append(
+                    f"| {name} | {stats['first']:.3g} | {stats['last']:.3g} | {stats['mean']:.3g} |"
+                )
+    absorbed = metrics.get("kd/absorbed")
+    if absorbed:
+        lines += [
+            "",
+            "## What the adapters alone leave of each term (held-out batch, at init)",
+            "",
+            "1.00: the adapters cannot satisfy the term; near 0: it teaches the student nothing.",
+            "",
+            "| term | share left |",
+            "|---|---|",
+        ]
+        lines += [f"| {name} | {value:.2f} |" for name, value in absorbed.items()]
+    return lines
+
+
 def write_report(
     path: Path, *, spec: JobSpec, metrics: dict[str, Any], pictures: Sequence[Path] = ()
 ) -> Path:
@@ -74,6 +114,7 @@ def write_report(
     if per_class:
         lines += ["", "## AP per class (%)", "", "| class | AP |", "|---|---|"]
         lines += [f"| {name} | {_ap(value)} |" for name, value in per_class.items()]
+    lines += diagnosis_lines(metrics)
     if "export" in metrics:
         diff = metrics["export"].get("onnx_max_abs_diff")
         lines += ["", f"ONNX export: onnxruntime vs PyTorch max |diff| = {diff:.2e}."]

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from core.distill.diagnosis import gradient_norms
 from core.engine.checkpoint import TrainingCheckpointError
 from core.engine.hooks import HookBase
 from core.engine.randomness import rng_states, set_rng_states
@@ -33,6 +34,9 @@ class TrainerState:
     eta_seconds: float | None = None
     eval_metrics: dict[str, float] = field(default_factory=dict)
     eval_step: int | None = None
+    grad_norms: dict[str, float] = field(default_factory=dict)
+    grad_step: int | None = None  # the step whose losses `grad_norms` diagnosed
+    grad_history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
 
     def progress(self) -> dict[str, Any]:
         """The JSON-able progress record of the contracts (JobPublic.progress)."""
@@ -73,6 +77,20 @@ def steps_per_epoch(loader: Iterable[Any], max_steps: int | None) -> int:
     return length if max_steps is None else min(length, max_steps)
 
 
+def is_kd_loss(name: str) -> bool:
+    """True for distillation terms (`kd/...`); everything else counts as detection."""
+    return name.startswith("kd/")
+
+
+def clip_factor(norm: torch.Tensor, max_norm: float) -> torch.Tensor:
+    """What clip_grad_norm_ multiplies by: max_norm / norm when above, 1 when below or not finite.
+
+    A non-finite norm is left alone so that the GradScaler sees the inf and skips the step.
+    """
+    factor = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+    return torch.where(torch.isfinite(norm), factor, torch.ones_like(factor))
+
+
 def _amp_dtype(device: torch.device) -> torch.dtype:
     if torch.cuda.is_bf16_supported():
         return torch.bfloat16
@@ -97,6 +115,8 @@ class Trainer:
         max_steps_per_epoch: int | None = None,
         stage: str = "train",
         channels_last: bool = False,
+        clip_mode: str = "separate",
+        diagnose_every: int = 0,
     ) -> None:
         self.device = torch.device(device)
         self.model = model
@@ -105,6 +125,10 @@ class Trainer:
         self.scheduler = scheduler
         self.hooks = list(hooks)
         self.grad_clip = grad_clip
+        if clip_mode not in ("separate", "joint"):
+            raise ValueError(f"clip_mode: 'separate' or 'joint', not {clip_mode!r}")
+        self.clip_mode = clip_mode
+        self.diagnose_every = max(diagnose_every, 0)
         on_cuda = self.device.type == "cuda"
         # Mixed precision and channels_last pay off on GPUs only; on CPU they are ignored.
         self.amp = amp and on_cuda
@@ -239,12 +263,16 @@ class Trainer:
         if not torch.isfinite(total):
             terms = {name: float(value.detach()) for name, value in losses.items()}
             raise FloatingPointError(f"non-finite loss at step {self.state.step}: {terms}")
+        if self.diagnose_every and self.state.step % self.diagnose_every == 0:
+            self._diagnose(losses)
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(total).backward()
-        if self.grad_clip is not None:
-            self.scaler.unscale_(self.optimizer)
-            params = [p for group in self.optimizer.param_groups for p in group["params"]]
-            torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        if self._clips_separately(losses):
+            self._backward_clipped_apart(losses)
+        else:
+            self.scaler.scale(total).backward()
+            if self.grad_clip is not None:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self._params(), self.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.state.lr = self._current_lr()  # the rate this step used
@@ -254,6 +282,64 @@ class Trainer:
         self.state.losses = {name: float(value.detach()) for name, value in losses.items()}
         self.state.loss_total = float(total.detach())
         return int(images.shape[0])
+
+    def _params(self) -> list[torch.Tensor]:
+        return [p for group in self.optimizer.param_groups for p in group["params"]]
+
+    def _clips_separately(self, losses: dict[str, torch.Tensor]) -> bool:
+        """Separate clipping needs both kinds of loss and no DDP (which wants one backward)."""
+        if self.grad_clip is None or self.clip_mode != "separate":
+            return False
+        if isinstance(self.model, nn.parallel.DistributedDataParallel):
+            return False  # DDP reduces gradients in .backward(): clip jointly
+        kinds = {is_kd_loss(name) for name in losses}
+        return kinds == {True, False}
+
+    def _backward_clipped_apart(self, losses: dict[str, torch.Tensor]) -> None:
+        """Gradients of the detection and the KD losses, each clipped to grad_clip, summed.
+
+        The KD terms can then never scale the detection gradient down, as one norm over their
+        sum does when KD is large. Costs a second backward pass over the shared graph.
+        """
+        assert self.grad_clip is not None
+        params = [p for p in self._params() if p.requires_grad]
+        parts = [
+            torch.stack([v.float() for k, v in losses.items() if is_kd_loss(k) == kd]).sum()
+            for kd in (False, True)
+        ]
+        scale = float(self.scaler.get_scale()) if self.scaler.is_enabled() else 1.0
+        summed: list[torch.Tensor | None] = [None] * len(params)
+        for index, part in enumerate(parts):
+            grads = torch.autograd.grad(
+                self.scaler.scale(part), params, retain_graph=index == 0, allow_unused=True
+            )
+            present = [g for g in grads if g is not None]
+            if not present:
+                continue
+            norm = (
+                torch.linalg.vector_norm(
+                    torch.stack([torch.linalg.vector_norm(g.float()) for g in present])
+                )
+                / scale
+            )
+            factor = clip_factor(norm, self.grad_clip)
+            for slot, grad in enumerate(grads):
+                if grad is not None:
+                    scaled = grad * factor.to(grad.dtype)
+                    previous = summed[slot]
+                    summed[slot] = scaled if previous is None else previous + scaled
+        for param, total in zip(params, summed, strict=True):
+            param.grad = total
+
+    def _diagnose(self, losses: dict[str, torch.Tensor]) -> None:
+        """Each loss term's gradient norm on the student (or all trainable parameters)."""
+        modules = trainable_modules_of(self.model)
+        module = modules["student"] if "student" in modules else next(iter(modules.values()))
+        params = [p for p in module.parameters() if p.requires_grad]
+        norms = gradient_norms(losses, params)
+        self.state.grad_norms = norms
+        self.state.grad_step = self.state.step + 1  # the step number its losses are logged at
+        self.state.grad_history.append((self.state.grad_step, norms))
 
     def _update_speed(self, images_seen: int, epoch_started: float) -> None:
         now = time.perf_counter()

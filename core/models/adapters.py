@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 
 import torch
@@ -14,15 +15,24 @@ ADAPTER_SEED = 0
 
 
 def pair_levels(
-    student_shape: Mapping[str, LevelSpec], teacher_shape: Mapping[str, LevelSpec]
+    student_shape: Mapping[str, LevelSpec],
+    teacher_shape: Mapping[str, LevelSpec],
+    *,
+    nearest: bool = False,
 ) -> list[tuple[str, str]]:
-    """(student level, teacher level) pairs with equal strides, finest first."""
+    """(student level, teacher level) pairs with equal strides, finest first.
+
+    With `nearest`, a student level without an equal-stride teacher level is paired with the
+    teacher level nearest in log-stride (the finer on a tie): P2 from a P3-P7 teacher's P3.
+    """
     by_stride = {spec.stride: name for name, spec in teacher_shape.items()}
-    pairs = [
-        (name, by_stride[spec.stride])
-        for name, spec in student_shape.items()
-        if spec.stride in by_stride
-    ]
+    pairs = []
+    for name, spec in student_shape.items():
+        if spec.stride in by_stride:
+            pairs.append((name, by_stride[spec.stride]))
+        elif nearest and by_stride:
+            distance = {s: (abs(math.log2(s / spec.stride)), s) for s in by_stride}
+            pairs.append((name, by_stride[min(by_stride, key=distance.__getitem__)]))
     return sorted(pairs, key=lambda pair: student_shape[pair[0]].stride)
 
 
@@ -47,7 +57,7 @@ def build_adapters(
     *,
     only: Iterable[str] | None = None,
 ) -> nn.ModuleDict:
-    """One adapter per student level that has a teacher level of the same stride.
+    """One adapter per student level, to its teacher level (equal stride, else the nearest).
 
     Keyed by the student's level name; `only` restricts the student levels. The adapters are
     initialised from their own seeded generator so that building them never shifts the global
@@ -57,7 +67,7 @@ def build_adapters(
     adapters = nn.ModuleDict()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(ADAPTER_SEED)
-        for student_name, teacher_name in pair_levels(student_levels, teacher_levels):
+        for student_name, teacher_name in pair_levels(student_levels, teacher_levels, nearest=True):
             if wanted is not None and student_name not in wanted:
                 continue
             adapters[student_name] = FeatureAdapter(

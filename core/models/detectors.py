@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Literal
@@ -21,6 +22,7 @@ from torchvision.models.detection.fcos import (
 )
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.retinanet import RetinaNetHead
+from torchvision.ops import box_iou
 
 from core.models.backbones import LEVEL_STRIDES, BackboneName, build_backbone
 from core.structures import Detections, DetectorOutput, LevelSpec, Target
@@ -76,6 +78,22 @@ LOSS_NAMES = {
     "loss_objectness": "det/rpn_objectness",
     "loss_rpn_box_reg": "det/rpn_bbox_regression",
 }
+
+
+@dataclass
+class DenseOutput:
+    """A one-stage detector's pass with what distillation reads beside the DetectorOutput."""
+
+    output: DetectorOutput
+    head: dict[str, Tensor]  # cls_logits (N, A, K), bbox_regression (N, A, 4), ...
+    matched: list[Tensor] | None = None  # per image (A,): matched box index, < 0 background
+    anchors: list[Tensor] = field(default_factory=list)  # per image (A, 4)
+
+    def positives(self) -> Tensor | None:
+        """(N, A) True at anchors matched to a ground-truth box (the head's foreground)."""
+        if self.matched is None:
+            return None
+        return torch.stack(self.matched) >= 0
 
 
 class GroupNormFCOSHead(FCOSHead):
@@ -184,6 +202,12 @@ class Detector(nn.Module):
         pyramid = self._pyramid(images)
         return dict(zip(self.level_names, pyramid, strict=True)), self.head(pyramid)
 
+    def head_outputs(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The dense head run on given pyramid features (one map per level of `level_names`)."""
+        if not self.has_dense_head:
+            raise ValueError(f"{self.arch} is a two-stage detector: it has no dense head outputs")
+        return self.head([features[name] for name in self.level_names])
+
     def raw_outputs(self, images: Tensor) -> dict[str, Tensor]:
         """Dense head outputs only, no post-processing (traceable, for ONNX export parity)."""
         return self.dense_outputs(images)[1]
@@ -192,24 +216,30 @@ class Detector(nn.Module):
         """Losses (with targets), features and logits; detections too in eval mode."""
         if not self.has_dense_head:
             return self._forward_two_stage(images, targets)
+        return self.forward_dense(images, targets).output
+
+    def forward_dense(self, images: Tensor, targets: list[Target] | None = None) -> DenseOutput:
+        """`forward` of a one-stage detector, also handing back head outputs and anchor matches."""
+        if not self.has_dense_head:
+            raise ValueError(f"{self.arch} is a two-stage detector: it has no dense head outputs")
         pyramid = self._pyramid(images)
         features = dict(zip(self.level_names, pyramid, strict=True))
         head_outputs: dict[str, Tensor] = self.head(pyramid)
         output = DetectorOutput(features=features, cls_logits=head_outputs["cls_logits"])
+        dense = DenseOutput(output=output, head=head_outputs)
         if targets is None and self.training:
-            return output
+            return dense
         image_list = self._image_list(images)
         anchors: list[Tensor] = self.anchor_generator(image_list, pyramid)
+        dense.anchors = anchors
         hw_per_level = [f.shape[-2] * f.shape[-1] for f in pyramid]
         anchors_per_location = head_outputs["cls_logits"].shape[1] // sum(hw_per_level)
         per_level = [hw * anchors_per_location for hw in hw_per_level]
         model = self._torchvision[0]
         if targets is not None:
             tv_targets = [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets]
-            if isinstance(model, FCOS):
-                raw = model.compute_loss(tv_targets, head_outputs, anchors, per_level)
-            else:
-                raw = model.compute_loss(tv_targets, head_outputs, anchors)  # type: ignore[union-attr]
+            dense.matched = self.match_anchors(tv_targets, anchors, per_level)
+            raw = self.head.compute_loss(tv_targets, head_outputs, anchors, dense.matched)
             output.losses = {LOSS_NAMES[k]: v for k, v in raw.items()}
         if not self.training:
             split_outputs = {k: list(v.split(per_level, dim=1)) for k, v in head_outputs.items()}
@@ -218,7 +248,33 @@ class Detector(nn.Module):
                 split_outputs, split_anchors, image_list.image_sizes
             )
             output.detections = [_drop_background(d) for d in found]
-        return output
+        return dense
+
+    def match_anchors(
+        self, targets: list[dict[str, Tensor]], anchors: list[Tensor], per_level: list[int]
+    ) -> list[Tensor]:
+        """Per image (A,) the box each anchor is matched to (< 0: background), as the loss does.
+
+        The same rule as torchvision's `compute_loss` (IoU matcher for RetinaNet, centre
+        sampling within the level's size range for FCOS), so the head's loss is unchanged.
+        """
+        model = self._torchvision[0]
+        matched = []
+        for anchors_i, target in zip(anchors, targets, strict=True):
+            boxes = target["boxes"]
+            if boxes.numel() == 0:
+                matched.append(
+                    torch.full(
+                        (anchors_i.shape[0],), -1, dtype=torch.int64, device=anchors_i.device
+                    )
+                )
+            elif isinstance(model, FCOS):
+                matched.append(
+                    _fcos_match(boxes, anchors_i, per_level, model.center_sampling_radius)
+                )
+            else:
+                matched.append(model.proposal_matcher(box_iou(boxes, anchors_i)))  # type: ignore[union-attr]
+        return matched
 
     def _image_list(self, images: Tensor) -> ImageList:
         size = (int(images.shape[-2]), int(images.shape[-1]))
@@ -245,6 +301,29 @@ class Detector(nn.Module):
         if not self.training:
             output.detections = [_drop_background(d) for d in found]
         return output
+
+
+def _fcos_match(boxes: Tensor, anchors: Tensor, per_level: list[int], radius: float) -> Tensor:
+    """(A,) FCOS's assignment: the smallest box whose centre region and size range hold it."""
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2  # (M, 2)
+    points = (anchors[:, :2] + anchors[:, 2:]) / 2  # (A, 2)
+    sizes = anchors[:, 2] - anchors[:, 0]  # (A,)
+    match = (points[:, None, :] - centres[None]).abs().max(dim=2).values < radius * sizes[:, None]
+    x, y = points[:, 0:1], points[:, 1:2]  # (A, 1)
+    x0, y0, x1, y1 = boxes.unsqueeze(0).unbind(dim=2)  # (1, M) each
+    distances = torch.stack([x - x0, y - y0, x1 - x, y1 - y], dim=2)  # (A, M, 4)
+    match &= distances.min(dim=2).values > 0
+    lower = sizes * 4
+    lower[: per_level[0]] = 0
+    upper = sizes * 8
+    upper[-per_level[-1] :] = float("inf")
+    reach = distances.max(dim=2).values  # (A, M)
+    match &= (reach > lower[:, None]) & (reach < upper[:, None])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])  # (M,)
+    score = match.to(torch.float32) * (1e8 - areas[None, :])
+    best, index = score.max(dim=1)
+    index[best < 1e-5] = -1
+    return index
 
 
 def _drop_background(found: dict[str, Tensor]) -> Detections:

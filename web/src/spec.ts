@@ -25,11 +25,16 @@ export const STUDENT_ARCHS = [
   "fcos_mobilenet_v3_fpn",
 ];
 
-export type Preset = "no_kd" | "response" | "single_level" | "hierarchical" | "custom";
+export type Preset = "no_kd" | "response" | "pkd" | "single_level" | "hierarchical" | "custom";
+
+/** core/spec.py DEFAULT_LAMBDA_KD and PKD_LAMBDA_KD. */
+export const DEFAULT_LAMBDA_KD = 0.001;
+export const PKD_LAMBDA_KD = 3;
 
 export const PRESETS: { id: Exclude<Preset, "custom">; label: string; text: string }[] = [
   { id: "no_kd", label: "No KD", text: "Baseline: the student learns from labels only." },
-  { id: "response", label: "Response KD", text: "Hinton-style KD on the classification logits, with temperature." },
+  { id: "response", label: "Response KD", text: "KD on the classification logits (LD / CrossKD normalisation: by the positive anchors, with temperature)." },
+  { id: "pkd", label: "PKD", text: "Pearson-correlation feature imitation on every cell of P2–P5 through a learned adapter (PKD, NeurIPS 2022)." },
   { id: "single_level", label: "Single-level", text: "Feature KD at P3 only (all three terms)." },
   { id: "hierarchical", label: "Hierarchical", text: "Spatial, semantic and context KD at every level P2–P5 (the paper's method)." },
 ];
@@ -39,13 +44,14 @@ export function defaultDistill(): DistillSpec {
   const levels: Record<string, LevelWeights> = {};
   for (const l of LEVELS) levels[l] = { spatial: 1, semantic: 1, context: 1 };
   return {
-    lambda_kd: 0.1,
+    lambda_kd: DEFAULT_LAMBDA_KD,
     levels,
     response: 0,
     temperature: 2,
     warmup_steps: 0,
-    spatial: { fg_weight: 1, bg_weight: 0.5, scale_aware: true, normalize: true },
-    semantic: { p: 2, channel: true },
+    balance_levels: true,
+    spatial: { fg_weight: 1, bg_weight: 0.5, adapter: "fitted", masked: true, scale_aware: true, normalize: true },
+    semantic: { p: 2, channel: false },
     context: { global_context: true, relation: true, relation_grid: 4 },
   };
 }
@@ -85,6 +91,14 @@ function nonZero(w: LevelWeights | undefined): boolean {
 /** Applies one of the paper's ablation presets to a DistillSpec (as core.spec.ablation_distill). */
 export function applyPreset(d: DistillSpec, preset: Exclude<Preset, "custom">): DistillSpec {
   const out: DistillSpec = { ...d, levels: { ...d.levels } };
+  if (preset !== "pkd" && detectPreset(d) === "pkd") {
+    // Leaving PKD: back to the default spatial options and level balance.
+    const base = defaultDistill();
+    out.spatial = base.spatial;
+    out.balance_levels = base.balance_levels;
+    for (const l of LEVELS) out.levels[l] = { ...base.levels[l] };
+    out.lambda_kd = base.lambda_kd;
+  }
   if (preset === "no_kd") {
     for (const l of LEVELS) out.levels[l] = { ...ZERO };
     out.response = 0;
@@ -92,16 +106,22 @@ export function applyPreset(d: DistillSpec, preset: Exclude<Preset, "custom">): 
   } else if (preset === "response") {
     for (const l of LEVELS) out.levels[l] = { ...ZERO };
     out.response = d.response > 0 ? d.response : 1;
-    out.lambda_kd = d.lambda_kd || 0.1;
+    out.lambda_kd = out.lambda_kd || DEFAULT_LAMBDA_KD;
+  } else if (preset === "pkd") {
+    for (const l of LEVELS) out.levels[l] = { spatial: 1, semantic: 0, context: 0 };
+    out.response = 0;
+    out.lambda_kd = PKD_LAMBDA_KD;
+    out.balance_levels = false;
+    out.spatial = { ...(d.spatial ?? {}), adapter: "learned", masked: false, normalize: true };
   } else if (preset === "single_level") {
-    const p3 = nonZero(d.levels.p3) ? d.levels.p3 : ONE;
+    const p3 = nonZero(out.levels.p3) ? out.levels.p3 : ONE;
     for (const l of LEVELS) out.levels[l] = l === "p3" ? { ...p3 } : { ...ZERO };
     out.response = 0;
-    out.lambda_kd = d.lambda_kd || 0.1;
+    out.lambda_kd = out.lambda_kd || DEFAULT_LAMBDA_KD;
   } else {
-    for (const l of LEVELS) out.levels[l] = nonZero(d.levels[l]) ? { ...d.levels[l] } : { ...ONE };
+    for (const l of LEVELS) out.levels[l] = nonZero(out.levels[l]) ? { ...out.levels[l] } : { ...ONE };
     out.response = 0;
-    out.lambda_kd = d.lambda_kd || 0.1;
+    out.lambda_kd = out.lambda_kd || DEFAULT_LAMBDA_KD;
   }
   return out;
 }
@@ -112,6 +132,7 @@ export function detectPreset(d: DistillSpec): Preset {
   if (d.lambda_kd === 0 || (!on.length && !d.response)) return "no_kd";
   if (!on.length && d.response > 0) return "response";
   if (d.response > 0) return "custom";
+  if (d.spatial?.adapter === "learned" && d.spatial?.masked === false && on.length === LEVELS.length && LEVELS.every((l) => !d.levels[l].semantic && !d.levels[l].context)) return "pkd";
   if (on.length === 1 && on[0] === "p3") return "single_level";
   if (on.length === LEVELS.length) return "hierarchical";
   return "custom";

@@ -176,6 +176,7 @@ export interface DistillSpec {
   response: number;
   temperature: number;
   warmup_steps: number;
+  balance_levels?: boolean;
   spatial?: Record<string, unknown>;
   semantic?: Record<string, unknown>;
   context?: Record<string, unknown>;

@@ -8,7 +8,7 @@ import torch
 from core.distill.context import context_loss, global_context_loss, relation_loss
 from core.distill.masks import build_level_masks
 from core.distill.response import ResponseDistillation, response_loss
-from core.distill.semantic import attention_loss, channel_attention_loss
+from core.distill.semantic import attention_loss, channel_similarity_loss
 from core.distill.spatial import spatial_loss
 from core.structures import Target
 
@@ -28,19 +28,30 @@ def _masks() -> dict:
 LOSSES = {
     "spatial": lambda s, t: spatial_loss(s, t, _masks()["p2"]),
     "spatial_unmasked": lambda s, t: spatial_loss(s, t, None),
+    "spatial_fitted": lambda s, t: spatial_loss(s[:, :5], t, _masks()["p2"], fitted=True),
     "attention": lambda s, t: attention_loss(s, t),
-    "channel_attention": lambda s, t: channel_attention_loss(s, t),
+    "channel_similarity": lambda s, t: channel_similarity_loss(s, t),
     "global_context": lambda s, t: global_context_loss(s, t),
     "relation": lambda s, t: relation_loss(s, t, grid=4),
     "context": lambda s, t: context_loss(s, t),
 }
 
 
-@pytest.mark.parametrize("name", sorted(LOSSES))
+@pytest.mark.parametrize("name", sorted(set(LOSSES) - {"spatial_fitted"}))
 def test_loss_is_zero_for_identical_maps(name: str) -> None:
     teacher = _maps(0)
     value = LOSSES[name](teacher.clone(), teacher)
     assert value.abs().item() < 1e-5
+
+
+def test_fitted_spatial_is_small_when_the_teacher_is_a_linear_map_of_the_student() -> None:
+    student = torch.randn(4, 6, 16, 16, generator=torch.Generator().manual_seed(3))
+    mixing = torch.randn(6, 8, generator=torch.Generator().manual_seed(4))
+    teacher = torch.einsum("nchw,cd->ndhw", student, mixing) + 2.0
+    linear = spatial_loss(student, teacher, fitted=True)
+    unrelated = spatial_loss(student, _maps(2).repeat(2, 1, 1, 1), fitted=True)
+    # The ridge shrinks the fit a little; an unrelated teacher is not predictable at all.
+    assert linear < 0.1 < 0.8 < unrelated
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
@@ -68,22 +79,27 @@ def test_spatial_normalisation_ignores_feature_magnitude() -> None:
     assert spatial_loss(student, 50.0 * teacher, normalize=False) > 10 * plain
 
 
-def test_semantic_attention_resizes_student_and_channel_attention_needs_equal_width() -> None:
+def test_semantic_and_context_compare_maps_of_any_width_and_size() -> None:
     assert attention_loss(_maps(1)[..., :8, :8], _maps(2)).item() > 0
-    with pytest.raises(ValueError, match="channels"):
-        channel_attention_loss(_maps(1, channels=4), _maps(2))
+    narrow = _maps(1, channels=4)
+    assert channel_similarity_loss(narrow, _maps(2)).item() > 0
+    assert context_loss(narrow[..., :8, :8], _maps(2)).item() > 0
+    # One image has no other image to be similar to: the channel part is zero.
+    assert channel_similarity_loss(narrow[:1], _maps(2)[:1]).item() == 0.0
 
 
 def test_response_loss_zero_when_equal_positive_otherwise() -> None:
     teacher = torch.randn(2, 30, 3)
-    assert response_loss(teacher.clone(), teacher, 2.0).abs().item() < 1e-6
+    assert response_loss(teacher.clone(), teacher, 2.0, positives=4).abs().item() < 1e-6
     student = torch.randn(2, 30, 3, requires_grad=True)
-    value = response_loss(student, teacher, 2.0)
+    value = response_loss(student, teacher, 2.0, positives=4)
     assert value.item() > 0
     value.backward()
     assert student.grad is not None and student.grad.abs().sum() > 0
+    halved = response_loss(student, teacher, 2.0, positives=8)
+    assert torch.isclose(halved * 2, value)
     with pytest.raises(ValueError, match="logits"):
-        response_loss(torch.zeros(2, 10, 3), teacher)
+        response_loss(torch.zeros(2, 10, 3), teacher, positives=1)
 
 
 def test_response_needs_identical_anchor_layouts() -> None:

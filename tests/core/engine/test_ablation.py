@@ -72,3 +72,20 @@ def test_overrides_set_nested_values_parsed_as_yaml() -> None:
     }
     with pytest.raises(SpecFileError, match="not a section"):
         apply_override(data, "schedule.epochs.x=1")
+
+
+def test_pkd_and_response_variants_are_the_published_baselines() -> None:
+    pkd = variant_spec(BASE, "pkd", seed=0).distill
+    assert pkd.lambda_kd == 3.0  # PKD's loss weight 6 on MSE / 2
+    assert all(w.spatial == 1.0 and not (w.semantic or w.context) for w in pkd.levels.values())
+    assert pkd.spatial.adapter == "learned" and not pkd.spatial.masked and pkd.spatial.normalize
+    assert not pkd.balance_levels and pkd.response == pkd.box == pkd.head == 0.0
+    response = variant_spec(BASE, "response", seed=0).distill
+    assert response.response == 0.5 and not response.feature_kd_enabled and response.enabled
+    base = BASE.model_copy(
+        update={"distill": BASE.distill.model_copy(update={"box": 1.0, "head": 2.0})}
+    )
+    hierarchical = variant_spec(base, "hierarchical", seed=0).distill
+    assert (hierarchical.response, hierarchical.box, hierarchical.head) == (0.0, 0.0, 2.0)
+    assert variant_spec(base, "response", seed=0).distill.box == 1.0
+    assert not variant_spec(base, "no_kd", seed=0).distill.enabled
