@@ -14,7 +14,7 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from bench.machine import machine_info, set_threads
@@ -62,6 +62,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--only", nargs="+", metavar="VARIANT", help="run only these variants (and the teachers)"
     )
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        metavar="SEED",
+        help="the main variants' seeds (default: the scale's)",
+    )
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     parser.add_argument(
         "--workers",
@@ -105,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     set_threads(args.threads)
     scale = SCALES[args.scale]
+    if args.seeds:
+        scale = replace(scale, seeds=tuple(args.seeds))
     out: Path = args.out or Path("runs") / f"study-{scale.name}"
     if args.tune:
         args.split = "val"

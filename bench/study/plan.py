@@ -20,10 +20,8 @@ from core.spec import (
     ablation_distill,
 )
 
-MAIN_VARIANTS: tuple[str, ...] = ("no_kd", "response", "single_level", "hierarchical")
-"""The paper's ablation: no_kd, response, single_level (P3), hierarchical."""
-BASELINE_VARIANTS: tuple[str, ...] = tuple(v for v in ABLATION_PRESETS if v not in MAIN_VARIANTS)
-"""Further public baselines `variant_distill` builds (PKD); not yet in the verdict's table."""
+MAIN_VARIANTS: tuple[str, ...] = ABLATION_PRESETS
+"""The main ablation: no KD, response KD, PKD, single-level (P3) and hierarchical KD."""
 TERMS: tuple[str, ...] = ("spatial", "semantic", "context")
 LEVEL_ABLATIONS: tuple[str, ...] = tuple(f"drop_{name}" for name in LEVEL_NAMES) + tuple(
     f"drop_{term}" for term in TERMS

@@ -164,7 +164,7 @@ def main_table(records: Sequence[RunRecord], ctx: StudyContext) -> list[str]:
     no_kd = metric_stat(_scores(_records(records, track="coco", variant="no_kd")), "AP_small")
     header = "| variant | seeds | " + " | ".join(METRICS) + " | AP_small gap closed |"
     lines = [
-        "## Main ablation: no KD, response KD, single-level KD, hierarchical KD",
+        "## Main ablation: no KD, response KD, PKD, single-level KD, hierarchical KD",
         "",
         _provenance(ctx),
         "",
@@ -289,9 +289,9 @@ def voc_table(records: Sequence[RunRecord], ctx: StudyContext) -> list[str]:
         "",
         _provenance(ctx) + f" Seeds {list(seeds)}.",
         "",
-        "The same benchmark (every split) exported with `core.data.voc.write_voc` and read back "
-        "by the VOC loader; VOC categories are sorted by name, so the VOC track trains its own "
-        "teacher.",
+        "The same benchmark (every split) exported with `core.data.voc_export.write_voc` and "
+        "read back by the VOC loader; VOC categories are sorted by name, so the VOC track "
+        "trains its own teacher.",
         "",
         "| variant | AP (COCO) | AP (VOC) | AP_small (COCO) | AP_small (VOC) |",
         "|---|---|---|---|---|",

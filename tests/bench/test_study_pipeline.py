@@ -118,6 +118,14 @@ def test_dry_run_lists_only_the_selected_runs(capsys: pytest.CaptureFixture[str]
     ]
     assert main(["--scale", "cpu", "--teachers-only", "--dry-run"]) == 0
     assert "2 runs at scale cpu" in capsys.readouterr().out
+    argv = ["--scale", "cpu", "--no-voc", "--no-ablation", "--seeds", "1", "--dry-run"]
+    assert main([*argv, "--only", "pkd", "hierarchical"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "coco/teacher/seed0 (teacher)",
+        "coco/pkd/seed1 (main)",
+        "coco/hierarchical/seed1 (main)",
+        "3 runs at scale cpu",
+    ]
 
 
 def test_teacher_lr_is_per_track() -> None:

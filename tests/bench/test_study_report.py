@@ -67,6 +67,7 @@ def test_report_says_met_when_hkd_clearly_wins(tmp_path: Path) -> None:
     small = {
         "no_kd": [0.10, 0.11, 0.12],
         "response": [0.11, 0.12, 0.13],
+        "pkd": [0.12, 0.13, 0.14],
         "single_level": [0.13, 0.14, 0.15],
         "hierarchical": [0.24, 0.25, 0.26],
     }
@@ -82,6 +83,7 @@ def test_report_says_not_met_within_seed_spread(tmp_path: Path) -> None:
     small = {
         "no_kd": [0.10, 0.11, 0.12],
         "response": [0.11, 0.12, 0.13],
+        "pkd": [0.12, 0.13, 0.14],
         "single_level": [0.20, 0.25, 0.30],
         "hierarchical": [0.22, 0.26, 0.30],
     }
@@ -91,7 +93,7 @@ def test_report_says_not_met_within_seed_spread(tmp_path: Path) -> None:
 
 
 def test_report_cannot_decide_with_one_seed(tmp_path: Path) -> None:
-    small = {v: [0.1] for v in ("no_kd", "response", "single_level", "hierarchical")}
+    small = {v: [0.1] for v in ("no_kd", "response", "pkd", "single_level", "hierarchical")}
     text = _render(_records(small, teacher=0.3), tmp_path)
     assert "**Target CANNOT BE DECIDED**" in text
 
