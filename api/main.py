@@ -10,10 +10,12 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI, Request, status
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 
 from api.deps import refuse_bad_input
 from api.logging_filters import install_access_log_redaction
@@ -26,6 +28,10 @@ from store.settings import Settings
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
+
+GZIP_MINIMUM_BYTES = 1024
+"""Responses from this size on are compressed for clients that accept gzip (not event streams)."""
+GZIP_LEVEL = 6
 
 DATABASE_RETRY_AFTER_S = 5
 DATABASE_UNAVAILABLE = "the database is unavailable; try again shortly"
@@ -118,6 +124,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(Exception, _unexpected_error)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(PoolTimeoutError, _database_error)
+    # Job lists and metric series are JSON that compresses 5-10x. Not compressed: the event
+    # stream (live progress is not held back), pictures and archives (already compressed)
+    # and binary downloads (weights barely shrink; a large one would cost CPU for nothing).
+    app.add_middleware(
+        GZipMiddleware,
+        minimum_size=GZIP_MINIMUM_BYTES,
+        compresslevel=GZIP_LEVEL,
+        exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, "application/octet-stream"),
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -144,6 +144,26 @@ def test_list_filters_and_pagination(
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "state"]
 
 
+def test_job_lists_are_compressed_for_clients_that_accept_gzip(
+    client: TestClient,
+    team_factory: Callable[..., TeamContext],
+    session_factory: sessionmaker[Session],
+) -> None:
+    team = team_factory()
+    dataset_id = make_dataset(session_factory, team)
+    teacher_id = make_teacher(session_factory, team)
+    for i in range(5):
+        body = {"spec": distill_spec(dataset_id, teacher_id), "name": f"run {i}"}
+        assert client.post(f"{API}/jobs", headers=team.headers, json=body).status_code == 201
+    plain = client.get(f"{API}/jobs", headers={**team.headers, "Accept-Encoding": "identity"})
+    packed = client.get(f"{API}/jobs", headers={**team.headers, "Accept-Encoding": "gzip"})
+    assert plain.headers.get("content-encoding") is None
+    assert packed.headers["content-encoding"] == "gzip"
+    # httpx decodes the body: the same rows, fewer bytes on the wire.
+    assert packed.json() == plain.json()
+    assert int(packed.headers["content-length"]) < len(plain.content) / 2
+
+
 def test_cancel_retry_and_delete_transitions(
     client: TestClient,
     team: TeamContext,
@@ -184,7 +204,10 @@ def test_cancel_retry_and_delete_transitions(
     blob.write_bytes(b"onnx")
     with session_scope(session_factory) as s:
         repo.add_artifact(
-            s, job_id=running, kind="student_onnx", name="student.onnx",
+            s,
+            job_id=running,
+            kind="student_onnx",
+            name="student.onnx",
             key=f"jobs/{running}/student.onnx",
         )
     assert client.delete(f"{API}/jobs/{running}", headers=team.headers).status_code == 204
