@@ -6,13 +6,13 @@ from collections.abc import Callable, Collection
 from typing import Protocol, TypeVar
 
 from fastapi import Response, status
-from sqlalchemy import select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import Session
 
 from api.deps import TeamContext
 from api.errors import FieldError, conflict, not_found
+from store import repositories as repo
+from store.blob_keys import UploadKind, upload_prefix
 from store.blobs import BlobStore
-from store.models import Job
 
 
 class Owned(Protocol):
@@ -45,17 +45,15 @@ def delete_uploaded(
     team: TeamContext,
     row: Owned,
     *,
-    resource: str,
+    resource: UploadKind,
     row_id: int,
-    job_column: InstrumentedAttribute[int | None],
     key: str | None,
     delete_row: Callable[[], object],
 ) -> Response:
     """Delete the row and its blobs (403 unless allowed, 409 while an unfinished job uses it)."""
     team.require_owner_or_admin(row.created_by, resource)
-    busy = session.scalars(
-        select(Job.id).where(job_column == row_id, Job.state.in_(("queued", "running")))
-    ).first()
+    uses = {"dataset_id": row_id} if resource == "dataset" else {"teacher_id": row_id}
+    busy = repo.unfinished_job_using(session, **uses)
     if busy is not None:
         raise conflict(f"{resource} {row_id} is used by job {busy}, which is not finished")
     delete_row()
@@ -63,5 +61,5 @@ def delete_uploaded(
     # After the commit: a blob without a row is garbage, a row without its blob is broken.
     if key:
         blobs.delete(key)
-    blobs.delete_prefix(f"{resource}s/{team.id}/{row_id}/")
+    blobs.delete_prefix(upload_prefix(resource, team.id, row_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -100,7 +100,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _to_voc(args: argparse.Namespace) -> int:
-    from core.data.voc import write_voc
+    from core.data.voc_export import write_voc
 
     try:
         out = write_voc(args.src, args.out)

@@ -169,7 +169,7 @@ def _run(args: argparse.Namespace) -> int:
     if isinstance(spec, int):
         return spec
     _prepare(args)
-    from core.engine.jobs import run_job
+    from core.pipeline.run import run_job
 
     def action() -> None:
         result = run_job(spec, args.out, resume=args.resume, progress=not args.quiet)
@@ -185,7 +185,7 @@ def _ablate(args: argparse.Namespace) -> int:
     if isinstance(spec, int):
         return spec
     _prepare(args)
-    from core.engine.ablation import format_ablation_table, run_ablation
+    from core.pipeline.ablation import format_ablation_table, run_ablation
 
     def action() -> None:
         result = run_ablation(
@@ -199,7 +199,7 @@ def _ablate(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     _prepare(args)
-    from core.engine.demo import DEMO_PRESETS, run_demo
+    from core.pipeline.demo import DEMO_PRESETS, run_demo
 
     preset = DEMO_PRESETS[args.preset]()
     out = args.out or Path("runs") / f"demo-{preset.name}"

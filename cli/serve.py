@@ -267,6 +267,7 @@ def seed_demo(
 
     from core.data.synthetic import generate_synthetic
     from store import repositories as repo
+    from store.blob_keys import demo_dataset_key, demo_teacher_key
     from store.blobs import make_blob_store
     from store.db import make_engine, make_session_factory, session_scope
     from store.models import Dataset, Job, Teacher
@@ -296,12 +297,8 @@ def seed_demo(
             repo.add_member(session, team_id=team.id, user_id=user.id, role="admin")
             token, _ = repo.create_token(session, user_id=user.id, name="demo")
             team_id, user_id = team.id, user.id
-            dataset = session.query(Dataset).filter_by(team_id=team_id, name=DEMO_DATASET).first()
-            dataset_id = dataset.id if dataset is not None else None
-            existing_teacher = session.query(Teacher).filter_by(
-                team_id=team_id, name=DEMO_TEACHER
-            ).first()
-            teacher_id = existing_teacher.id if existing_teacher is not None else None
+            dataset_id = repo.named_row_id(session, Dataset, team_id=team_id, name=DEMO_DATASET)
+            teacher_id = repo.named_row_id(session, Teacher, team_id=team_id, name=DEMO_TEACHER)
         print(
             f"demo: team {DEMO_TEAM!r}, user {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
             f"demo: API token {token}\n"
@@ -314,7 +311,7 @@ def seed_demo(
                 folder = generate_synthetic(Path(tmp) / "data", images=60, size=160, seed=0)
                 archive = Path(shutil.make_archive(str(Path(tmp) / "demo"), "zip", folder))
                 digest = hashlib.sha256(archive.read_bytes()).hexdigest()
-                key = f"datasets/demo/{digest[:16]}.zip"
+                key = demo_dataset_key(digest)
                 blobs.put_file(key, archive)
                 with session_scope(sessions) as session:
                     dataset_id = repo.create_dataset(
@@ -335,7 +332,7 @@ def seed_demo(
             teacher_arch = str(meta.get("arch", teacher_arch))
             if teacher_fpn_channels is None and isinstance(meta.get("fpn_channels"), int):
                 teacher_fpn_channels = int(meta["fpn_channels"])
-            key = f"teachers/demo/{teacher.name}"
+            key = demo_teacher_key(teacher.name)
             blobs.put_file(key, teacher)
             with session_scope(sessions) as session:
                 teacher_id = repo.create_teacher(
@@ -352,24 +349,27 @@ def seed_demo(
             app.send_task(TASK_VALIDATE_TEACHER, args=[teacher_id], queue="default")
         made["teacher_id"] = teacher_id
 
-        def status_of(model: Any, row_id: int) -> str:
+        def dataset_status(row_id: int) -> str:
             with session_scope(sessions) as session:
-                row = session.get(model, row_id)
+                row = repo.dataset_by_id(session, dataset_id=row_id)
                 return "missing" if row is None else str(row.status)
 
-        if _wait_for_status(lambda: status_of(Dataset, dataset_id)) != "ready":
+        def teacher_status(row_id: int) -> str:
+            with session_scope(sessions) as session:
+                row = repo.teacher_by_id(session, teacher_id=row_id)
+                return "missing" if row is None else str(row.status)
+
+        if _wait_for_status(lambda: dataset_status(dataset_id)) != "ready":
             print("demo: the demo dataset is not ready; no job queued", file=sys.stderr)
             return made
         teacher_ready = teacher_id is not None and (
-            _wait_for_status(lambda: status_of(Teacher, teacher_id)) == "ready"
+            _wait_for_status(lambda: teacher_status(teacher_id)) == "ready"
         )
         spec = demo_spec(dataset_id=dataset_id, teacher_id=teacher_id if teacher_ready else None)
         with session_scope(sessions) as session:
-            queued = session.query(Job).filter(
-                Job.team_id == team_id, Job.name == spec["name"]
-            ).first()
+            queued = repo.named_row_id(session, Job, team_id=team_id, name=spec["name"])
             if queued is not None:
-                made["job_id"] = queued.id
+                made["job_id"] = queued
                 return made
             from core.spec import JobSpec
 

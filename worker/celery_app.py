@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from celery import Celery
 from kombu import Queue
 
 from store.broker import (
@@ -17,6 +16,10 @@ from store.broker import (
     broker_url_for,
 )
 from store.settings import Settings
+from worker import reaper, tasks
+from worker.celery_base import DistilleryCelery
+
+__all__ = ["DistilleryCelery", "make_celery"]
 
 # A job may run for a day; the broker must not hand its message to another worker meanwhile
 # (Redis re-delivers an unacked message after visibility_timeout), so the hard time limit
@@ -33,14 +36,6 @@ def broker_transport_options(url: str) -> dict[str, Any]:
     if url.startswith(("redis://", "rediss://", "sentinel://")):
         return {"visibility_timeout": VISIBILITY_TIMEOUT_S}
     return {}
-
-
-class DistilleryCelery(Celery):
-    """A Celery app that carries the platform settings it was built from."""
-
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.settings = settings
 
 
 def make_celery(settings: Settings) -> DistilleryCelery:
@@ -88,8 +83,6 @@ def make_celery(settings: Settings) -> DistilleryCelery:
         task_send_sent_event=False,
     )
     # Registers the tasks on this app and the lease reaper as a worker boot step.
-    from worker import reaper, tasks
-
     tasks.register(app)
     app.steps["worker"].add(reaper.ReaperStep)
     return app

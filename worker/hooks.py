@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from core.engine.hooks import HookBase, TrainingCanceled
-from core.engine.trainer import TrainerState
 from store import repositories as repo
+from store.blob_keys import job_checkpoint_key
 from store.db import session_scope
 from worker.context import WorkerContext
 from worker.lease import LeaseKeeper
@@ -39,26 +39,6 @@ class DbMetricSink:
         """The buffered points, emptying the buffer."""
         points, self._points = self._points, []
         return points
-
-
-def _finite(value: float | None) -> float:
-    number = float(value or 0.0)
-    return number if math.isfinite(number) else 0.0
-
-
-def progress_of(state: TrainerState) -> dict[str, Any]:
-    """The JSON progress of a trainer state, as JobPublic.progress shows it."""
-    return {
-        "stage": state.stage,
-        "epoch": state.epoch,
-        "epochs": state.epochs,
-        "step": state.step,
-        "total_steps": state.total_steps,
-        "eta_seconds": _finite(state.eta_seconds),
-        "images_per_sec": _finite(state.images_per_sec),
-        "lr": _finite(state.lr),
-        "losses": {k: float(v) for k, v in state.losses.items() if math.isfinite(float(v))},
-    }
 
 
 class JobProgressHook(HookBase):
@@ -97,7 +77,7 @@ class JobProgressHook(HookBase):
                 session,
                 job_id=self.job_id,
                 worker_id=self.ctx.worker_id,
-                progress=progress_of(self.trainer.state),
+                progress=self.trainer.state.progress(),
             )
             if not held:
                 session.rollback()
@@ -150,7 +130,7 @@ class CheckpointUploader:
         self.ctx = ctx
         self.job_id = job_id
         self.progress = progress
-        self.key = f"jobs/{job_id}/checkpoints/last.pt"
+        self.key = job_checkpoint_key(job_id)
         self.uploads = 0
 
     def __call__(self, path: Path) -> None:

@@ -6,16 +6,15 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from celery import bootsteps
 
 from store import repositories as repo
+from store.broker import TASK_RUN_JOB
 from store.db import session_scope
+from worker.celery_base import DistilleryCelery
 from worker.context import context_for
-
-if TYPE_CHECKING:
-    from worker.celery_app import DistilleryCelery
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +28,6 @@ def reap_once(app: DistilleryCelery, *, now: datetime | None = None) -> list[int
     watchdog: a validation killed with its worker would otherwise stay `validating`).
     Returns the ids of the jobs sent.
     """
-    from worker.celery_app import TASK_RUN_JOB
-
     ctx = context_for(app.settings)
     now = now or datetime.now(UTC)
     timeout = app.settings.validation_timeout_seconds

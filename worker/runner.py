@@ -10,13 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import select
-
 from core.engine.checkpoint import load_checkpoint
 from core.engine.hooks import HookBase, MetricSinkHook, TrainingCanceled
-from core.engine.jobs import run_job as run_core_job
+from core.pipeline.run import run_job as run_core_job
 from core.spec import JobSpec
 from store import repositories as repo
+from store.blob_keys import job_artifact_key, job_teacher_key
 from store.db import session_scope
 from store.models import Dataset, Teacher
 from worker.context import WorkerContext
@@ -225,7 +224,7 @@ def upload_artifacts(
         if not path.is_file():
             continue
         name = _artifact_name(path, out)
-        key = f"jobs/{job.id}/{name}"
+        key = job_artifact_key(job.id, name)
         ctx.blobs.put_file(key, path)
         content_type = CONTENT_TYPES.get(path.suffix) or (
             mimetypes.guess_type(path.name)[0] or "application/octet-stream"
@@ -268,11 +267,11 @@ def _register_teacher(
     weights = next((Path(a.path) for a in artifacts if a.kind == "teacher_safetensors"), None)
     if weights is None or spec.teacher is None or not weights.is_file():
         raise RuntimeError("the teacher job produced no teacher_safetensors artifact")
-    key = f"teachers/job-{job.id}/{weights.name}"
+    key = job_teacher_key(job.id, weights.name)
     ctx.blobs.put_file(key, weights)
     with session_scope(ctx.sessions) as session:
         # Idempotent: a re-run of the same job does not register a second teacher.
-        if session.scalar(select(Teacher.id).where(Teacher.source_job_id == job.id)):
+        if repo.teacher_made_by_job(session, job_id=job.id) is not None:
             return
         dataset = repo.dataset_by_id(session, dataset_id=spec.data.dataset_id or 0)
         teacher = repo.create_teacher(
@@ -369,4 +368,3 @@ def execute_job(ctx: WorkerContext, job_id: int) -> Outcome:
     finally:
         keeper.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from worker.celery_app import (
+from store.broker import (
     TASK_REQUEUE_EXPIRED,
     TASK_RUN_JOB,
     TASK_VALIDATE_DATASET,
     TASK_VALIDATE_TEACHER,
 )
+from worker.celery_base import DistilleryCelery
 from worker.context import context_for
-
-if TYPE_CHECKING:
-    from worker.celery_app import DistilleryCelery
 
 
 def register(app: DistilleryCelery) -> None:

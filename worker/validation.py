@@ -23,10 +23,6 @@ log = logging.getLogger(__name__)
 
 Status = Literal["ready", "invalid", "skipped"]
 
-# Building the declared architecture only needs some legal image size; weights do not depend
-# on it.
-PROBE_IMAGE_SIZE = 64
-
 
 def issue(message: str, *, file: str | None = None, **extra: Any) -> dict[str, Any]:
     """One validation error as stored in a row's `errors` (the shape of ValidationIssue)."""
@@ -96,80 +92,10 @@ def validate_dataset(ctx: WorkerContext, dataset_id: int) -> Status:
     return status
 
 
-def infer_num_classes(state: dict[str, Any]) -> int | None:
-    """`num_classes` (K + 1) of a detector state dict, read off its classification layer."""
-    cls_score = state.get("roi_heads.box_predictor.cls_score.weight")
-    if cls_score is not None:
-        return int(cls_score.shape[0]) if cls_score.ndim >= 1 else None
-    cls = state.get("head.classification_head.cls_logits.weight")
-    reg = state.get("head.regression_head.bbox_reg.weight")
-    if cls is None or reg is None or cls.ndim < 1 or reg.ndim < 1 or reg.shape[0] % 4:
-        return None
-    anchors = reg.shape[0] // 4
-    if anchors == 0 or cls.shape[0] % anchors:
-        return None
-    return int(cls.shape[0] // anchors)
-
-
-def _check_teacher_file(
-    path: Path, *, name: str, arch: str, fpn_channels: int, num_classes: int | None
-) -> tuple[list[dict[str, Any]], dict[str, Any], int | None]:
-    """(errors, info, num_classes) of a checkpoint against its declared architecture."""
-    from core.models.checkpoints import (
-        CheckpointError,
-        CheckpointMismatchError,
-        load_state_dict,
-        load_weights,
-        read_provenance,
-    )
-    from core.models.detectors import build_teacher
-
-    def named(message: str) -> str:
-        # Messages name the temporary copy; the user knows the file by its uploaded name.
-        return message.replace(str(path), name)
-
-    try:
-        state = load_state_dict(path)
-    except CheckpointError as exc:
-        return [issue(named(str(exc)), file=name)], {}, None
-    inferred = infer_num_classes(state)
-    classes = num_classes or inferred or 2
-    try:
-        model = build_teacher(
-            arch=arch, num_classes=classes, image_size=PROBE_IMAGE_SIZE, fpn_channels=fpn_channels
-        )
-        load_weights(model, state, source=name)
-    except CheckpointMismatchError as exc:
-        return (
-            [
-                issue(
-                    named(str(exc)),
-                    file=name,
-                    missing=exc.missing,
-                    unexpected=exc.unexpected,
-                    mismatched=exc.mismatched,
-                )
-            ],
-            {},
-            None,
-        )
-    except ValueError as exc:
-        return [issue(named(str(exc)), file=name)], {}, None
-    try:
-        provenance = read_provenance(path)
-    except CheckpointError:
-        provenance = {}
-    info = {
-        "params": sum(p.numel() for p in model.parameters()),
-        "num_classes": classes,
-        "tensors": len(state),
-        "provenance": provenance,
-    }
-    return [], info, classes
-
-
 def validate_teacher(ctx: WorkerContext, teacher_id: int) -> Status:
     """Load an uploaded checkpoint safely and strictly against its declared architecture."""
+    from core.models.teachers import check_teacher_checkpoint
+
     with session_scope(ctx.sessions) as session:
         teacher = repo.teacher_by_id(session, teacher_id=teacher_id)
         if teacher is None or teacher.status != "validating":
@@ -195,13 +121,14 @@ def validate_teacher(ctx: WorkerContext, teacher_id: int) -> Status:
                 errors, info, classes = [unexpected_failure("checkpoint", exc)], {}, None
             else:
                 try:
-                    errors, info, classes = _check_teacher_file(
+                    check = check_teacher_checkpoint(
                         path,
                         name=name,
                         arch=arch,
                         fpn_channels=fpn_channels,
                         num_classes=num_classes,
                     )
+                    errors, info, classes = check.errors, check.info, check.num_classes
                 except Exception as exc:  # anything else still ends the validation
                     log.exception("teacher %s: validation failed unexpectedly", teacher_id)
                     errors, info, classes = [unexpected_failure("checkpoint", exc)], {}, None

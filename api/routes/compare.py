@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.bounds import parse_row_id
@@ -15,7 +14,6 @@ from api.errors import FieldError, not_found
 from api.routes.jobs import job_publics
 from api.schemas import ComparePublic, SpecDifference
 from store import repositories as repo
-from store.models import MetricPoint
 
 router = APIRouter(tags=["compare"])
 
@@ -44,15 +42,11 @@ def parse_job_ids(raw: str) -> list[int]:
 def _latest_eval(session: Session, job_ids: list[int]) -> dict[int, dict[str, Any]]:
     # Jobs still running have no metrics.json yet; their last evaluation stands in.
     names = [f"eval/{name}" for name in COCO_METRICS]
-    rows = session.execute(
-        select(MetricPoint.job_id, MetricPoint.name, MetricPoint.value)
-        .where(MetricPoint.job_id.in_(job_ids), MetricPoint.name.in_(names))
-        .order_by(MetricPoint.id)
-    )
-    latest: dict[int, dict[str, Any]] = {}
-    for job_id, name, value in rows:
-        latest.setdefault(job_id, {})[name.removeprefix("eval/")] = value
-    return latest
+    latest = repo.latest_metric_values(session, job_ids=job_ids, names=names)
+    return {
+        job_id: {name.removeprefix("eval/"): value for name, value in values.items()}
+        for job_id, values in latest.items()
+    }
 
 
 @router.get("/compare", response_model=ComparePublic)

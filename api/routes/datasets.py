@@ -36,8 +36,9 @@ from api.uploaded import check_status, delete_uploaded, found
 from api.uploads import ReceivedUpload, multipart_openapi
 from core.spec import DataSpec
 from store import repositories as repo
+from store.blob_keys import dataset_archive_key
 from store.blobs import BlobStore
-from store.models import DATASET_STATES, Job
+from store.models import DATASET_STATES
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -127,7 +128,7 @@ def _store_dataset(
         size_bytes=upload.size,
         sha256=upload.sha256,
     )
-    dataset.archive_key = f"datasets/{team.id}/{dataset.id}/archive{suffix}"
+    dataset.archive_key = dataset_archive_key(team.id, dataset.id, suffix)
     return commit_new_row(
         session,
         blobs,
@@ -178,7 +179,6 @@ def delete_dataset(
         dataset,
         resource="dataset",
         row_id=dataset_id,
-        job_column=Job.dataset_id,
         key=dataset.archive_key,
         delete_row=lambda: repo.delete_dataset(session, team_id=team.id, dataset_id=dataset_id),
     )

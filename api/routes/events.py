@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -28,7 +27,7 @@ from api.routes.jobs import team_job
 from api.schemas import TicketPublic
 from api.tickets import TicketQuery, issue_ticket, ticket_or_header_team
 from store import repositories as repo
-from store.models import TERMINAL_JOB_STATES, Job, JobEvent, MetricPoint
+from store.models import TERMINAL_JOB_STATES, Job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -98,11 +97,8 @@ def _state_of(job: Job) -> dict[str, Any]:
 def end_cursor(factory: sessionmaker[Session], job_id: int) -> Cursor:
     """A cursor past everything the job has written so far."""
     with factory() as session:
-        metric_id = session.scalar(
-            select(func.max(MetricPoint.id)).where(MetricPoint.job_id == job_id)
-        )
-        event_id = session.scalar(select(func.max(JobEvent.id)).where(JobEvent.job_id == job_id))
-    return Cursor(metric_id=metric_id or 0, event_id=event_id or 0)
+        metric_id, event_id = repo.last_written_ids(session, job_id=job_id)
+    return Cursor(metric_id=metric_id, event_id=event_id)
 
 
 def poll(factory: sessionmaker[Session], job_id: int, cursor: Cursor) -> Snapshot:

@@ -6,10 +6,10 @@ import logging
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from api.schemas import HealthPublic, ReadinessPublic
+from store.db import ping
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +27,7 @@ def healthz() -> HealthPublic:
 
 
 def _check_database(request: Request) -> None:
-    with request.app.state.session_factory() as session:
-        session.execute(text("SELECT 1"))
+    ping(request.app.state.session_factory)
 
 
 def _check_broker(request: Request) -> None:

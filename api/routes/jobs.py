@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Annotated, get_args
 
 from fastapi import APIRouter, Query, Response, status
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from api.bounds import MAX_BIG_ID, parse_row_id
@@ -37,7 +36,8 @@ from api.schemas import (
 )
 from core.spec import JobSpec
 from store import repositories as repo
-from store.models import JOB_STATES, TERMINAL_JOB_STATES, Job, User
+from store.blob_keys import job_prefix
+from store.models import JOB_STATES, TERMINAL_JOB_STATES, Job
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +48,9 @@ JOB_KINDS: tuple[str, ...] = get_args(JobSpec.model_fields["kind"].annotation)
 
 def job_publics(session: Session, jobs: Sequence[Job]) -> list[JobPublic]:
     """Jobs as their public shape, each with its creator's e-mail (one query for all)."""
-    user_ids = {job.created_by for job in jobs if job.created_by is not None}
-    emails: dict[int, str] = {}
-    if user_ids:
-        rows = session.execute(select(User.id, User.email).where(User.id.in_(user_ids)))
-        emails = dict(rows.tuples().all())
+    emails = repo.user_emails(
+        session, user_ids=(job.created_by for job in jobs if job.created_by is not None)
+    )
     out = []
     for job in jobs:
         public = JobPublic.model_validate(job)
@@ -196,7 +194,7 @@ def retry_job(job_id: RowId, team: WriterTeam, session: SessionDep, queue: Queue
         queue.run_job(job_id)
     except QueueUnavailable as exc:
         # Put the job back as it was, unless a worker already picked it up meanwhile.
-        session.execute(update(Job).where(Job.id == job_id, Job.state == "queued").values(**before))
+        repo.restore_queued_job(session, job_id=job_id, fields=before)
         repo.add_event(session, job_id=job_id, message="Retry failed: the queue is unavailable.")
         session.commit()
         raise unavailable(f"{exc}; the job was not queued again") from exc
@@ -219,7 +217,7 @@ def delete_job(job_id: RowId, team: WriterTeam, session: SessionDep, blobs: Blob
     # After the commit: a blob without a row is garbage, a row without its blob is broken.
     for key in keys:
         blobs.delete(key)
-    blobs.delete_prefix(f"jobs/{job_id}/")
+    blobs.delete_prefix(job_prefix(job_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

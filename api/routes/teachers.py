@@ -36,8 +36,9 @@ from api.uploaded import check_status, delete_uploaded, found
 from api.uploads import ReceivedUpload, multipart_openapi
 from core.spec import TeacherArch, TeacherSpec
 from store import repositories as repo
+from store.blob_keys import teacher_checkpoint_key
 from store.blobs import BlobStore
-from store.models import TEACHER_STATES, Job
+from store.models import TEACHER_STATES
 
 router = APIRouter(prefix="/teachers", tags=["teachers"])
 
@@ -150,7 +151,7 @@ def _store_teacher(
         size_bytes=upload.size,
         sha256=upload.sha256,
     )
-    key = f"teachers/{team.id}/{teacher.id}/checkpoint{suffix}"
+    key = teacher_checkpoint_key(team.id, teacher.id, suffix)
     teacher.checkpoint_key = key
     return commit_new_row(
         session,
@@ -202,7 +203,6 @@ def delete_teacher(
         teacher,
         resource="teacher",
         row_id=teacher_id,
-        job_column=Job.teacher_id,
         key=teacher.checkpoint_key,
         delete_row=lambda: repo.delete_teacher(session, team_id=team.id, teacher_id=teacher_id),
     )

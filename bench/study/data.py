@@ -72,8 +72,8 @@ def build_benchmark(scale: Scale, out: Path) -> Path:
 
 
 def export_voc(coco_folder: Path, out: Path) -> Path:
-    """The same images and boxes in Pascal VOC layout (core.data.voc.write_voc)."""
-    from core.data.voc import write_voc
+    """The same images and boxes in Pascal VOC layout (core.data.voc_export.write_voc)."""
+    from core.data.voc_export import write_voc
 
     source = _marker(coco_folder)
     if source is not None and _marker(out) == source:

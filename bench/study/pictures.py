@@ -46,8 +46,9 @@ def comparison_pictures(
 
     from core.data.loader import build_loaders
     from core.evaluation.pictures import TILE, attention_pictures
-    from core.models.checkpoints import load_state_dict, load_teacher, load_weights
+    from core.models.checkpoints import load_state_dict, load_weights
     from core.models.detectors import build_student
+    from core.models.teachers import load_teacher
 
     spec = DataSpec(
         path=str(data), image_size=scale.image_size, batch_size=scale.batch_size, val_split=split

@@ -133,7 +133,7 @@ class StudyRunner:
         run_job: Callable[..., Any] | None = None,
     ) -> None:
         if run_job is None:
-            from core.engine.jobs import run_job as core_run_job
+            from core.pipeline.run import run_job as core_run_job
 
             run_job = core_run_job
         self.scale = scale

@@ -5,40 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from core.engine.checkpoint import CHECKPOINT_NAME, save_checkpoint
+from core.engine.trainer import HookBase, Trainer, TrainingCanceled
 
-if TYPE_CHECKING:
-    from core.engine.trainer import Trainer
-
-
-class TrainingCanceled(Exception):
-    """Raised by a hook to stop training cooperatively; the trainer lets it propagate."""
-
-
-class HookBase:
-    """A training hook: the trainer sets `trainer`, then calls the methods in loop order."""
-
-    trainer: Trainer
-
-    def before_train(self) -> None:
-        """Called once before the first epoch (also after a resume)."""
-
-    def before_epoch(self) -> None:
-        """Called before each epoch; `trainer.state.epoch` is the epoch about to run (1-based)."""
-
-    def before_step(self) -> None:
-        """Called before each optimiser step."""
-
-    def after_step(self) -> None:
-        """Called after each optimiser step; `trainer.state.losses` holds its loss terms."""
-
-    def after_epoch(self) -> None:
-        """Called after each epoch."""
-
-    def after_train(self) -> None:
-        """Called once when training ends, also when it ends by an exception."""
+__all__ = ["HookBase", "TrainingCanceled"]
 
 
 class MetricSink(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -13,9 +14,41 @@ from torch.utils.data import DataLoader
 
 from core.distill.diagnosis import gradient_norms
 from core.engine.checkpoint import TrainingCheckpointError
-from core.engine.hooks import HookBase
 from core.engine.randomness import rng_states, set_rng_states
 from core.structures import Batch, DetectorOutput
+
+
+class TrainingCanceled(Exception):
+    """Raised by a hook to stop training cooperatively; the trainer lets it propagate."""
+
+
+class HookBase:
+    """A training hook: the trainer sets `trainer`, then calls the methods in loop order."""
+
+    trainer: Trainer
+
+    def before_train(self) -> None:
+        """Called once before the first epoch (also after a resume)."""
+
+    def before_epoch(self) -> None:
+        """Called before each epoch; `trainer.state.epoch` is the epoch about to run (1-based)."""
+
+    def before_step(self) -> None:
+        """Called before each optimiser step."""
+
+    def after_step(self) -> None:
+        """Called after each optimiser step; `trainer.state.losses` holds its loss terms."""
+
+    def after_epoch(self) -> None:
+        """Called after each epoch."""
+
+    def after_train(self) -> None:
+        """Called once when training ends, also when it ends by an exception."""
+
+
+def _finite(value: float | None) -> float:
+    number = float(value or 0.0)
+    return number if math.isfinite(number) else 0.0
 
 
 @dataclass
@@ -39,17 +72,21 @@ class TrainerState:
     grad_history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
 
     def progress(self) -> dict[str, Any]:
-        """The JSON-able progress record of the contracts (JobPublic.progress)."""
+        """The JSON progress record of the contracts (JobPublic.progress): the one owner.
+
+        Non-finite figures (a diverged loss, no ETA yet) become 0 or are left out, so the
+        record is always valid JSON for the database and the dashboard.
+        """
         return {
             "stage": self.stage,
             "epoch": self.epoch,
             "epochs": self.epochs,
             "step": self.step,
             "total_steps": self.total_steps,
-            "eta_seconds": self.eta_seconds,
-            "images_per_sec": self.images_per_sec,
-            "lr": self.lr,
-            "losses": dict(self.losses),
+            "eta_seconds": _finite(self.eta_seconds),
+            "images_per_sec": _finite(self.images_per_sec),
+            "lr": _finite(self.lr),
+            "losses": {k: float(v) for k, v in self.losses.items() if math.isfinite(float(v))},
         }
 
 

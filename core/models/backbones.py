@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.ops import FeaturePyramidNetwork
 
+from core.models.checkpoints import load_state_dict, load_weights
 from core.structures import LevelSpec
 
 BackboneName = Literal["resnet50", "resnet18", "mobilenet_v2", "shufflenet_v2", "mobilenet_v3"]
@@ -69,8 +70,6 @@ def _trunk(classifier: nn.Module, name: BackboneName) -> nn.Module:
 
 def load_pretrained_trunk(classifier: nn.Module, path: str | Path) -> None:
     """Load a local torchvision ImageNet state dict into a classifier, strictly (no download)."""
-    from core.models.checkpoints import load_state_dict, load_weights
-
     load_weights(classifier, load_state_dict(path), source=str(path))
 
 

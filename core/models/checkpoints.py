@@ -6,16 +6,12 @@ import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import Tensor, nn
-
-if TYPE_CHECKING:
-    from core.models.detectors import Detector
-    from core.spec import TeacherSpec
 
 SAFETENSORS_SUFFIX = ".safetensors"
 NESTED_KEYS = ("model", "state_dict", "model_state_dict", "module")
@@ -148,22 +144,6 @@ def load_weights(model: nn.Module, state: Mapping[str, Tensor], *, source: str) 
         )
     known = {k: v for k, v in state.items() if k in expected}
     model.load_state_dict(known, strict=False)
-
-
-def load_teacher(spec: TeacherSpec, *, num_classes: int, image_size: int) -> Detector:
-    """The teacher of a spec with its checkpoint loaded strictly."""
-    from core.models.detectors import build_teacher
-
-    if not spec.checkpoint:
-        raise CheckpointError("teacher.checkpoint: a distillation teacher needs trained weights")
-    teacher = build_teacher(
-        arch=spec.arch,
-        num_classes=num_classes,
-        image_size=image_size,
-        fpn_channels=spec.fpn_channels,
-    )
-    load_weights(teacher, load_state_dict(spec.checkpoint), source=spec.checkpoint)
-    return teacher
 
 
 def read_provenance(path: str | Path) -> dict[str, str]:

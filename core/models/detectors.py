@@ -25,6 +25,7 @@ from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.ops import box_iou
 
 from core.models.backbones import LEVEL_STRIDES, BackboneName, build_backbone
+from core.models.checkpoints import load_state_dict, load_weights
 from core.structures import Detections, DetectorOutput, LevelSpec, Target
 
 Family = Literal["retinanet", "fcos", "fasterrcnn"]
@@ -452,8 +453,6 @@ def _torchvision_detector(
 
 def _load_torchvision_trunk(body: nn.Module, path: str | Path) -> None:
     """Load an ImageNet ResNet state dict into torchvision's FPN body (its classifier dropped)."""
-    from core.models.checkpoints import load_state_dict, load_weights
-
     state = {k: v for k, v in load_state_dict(path).items() if not k.startswith("fc.")}
     load_weights(body, state, source=str(path))
 

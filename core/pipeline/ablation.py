@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from core.engine.hooks import HookBase
-from core.engine.jobs import run_job
+from core.pipeline.run import run_job
 from core.spec import ABLATION_PRESETS, AblationPreset, JobSpec, ablation_distill
 
 log = logging.getLogger("distillery.engine")

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from core.data.synthetic import generate_synthetic
-from core.engine.ablation import format_ablation_table, run_ablation
-from core.engine.jobs import run_job
+from core.pipeline.ablation import format_ablation_table, run_ablation
+from core.pipeline.run import run_job
 from core.spec import DEFAULT_LAMBDA_KD, AblationPreset, JobSpec
 
 log = logging.getLogger("distillery.engine")

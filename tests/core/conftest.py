@@ -54,7 +54,7 @@ def tiny_coco(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_voc(tiny_coco: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny COCO dataset written out in Pascal VOC layout."""
-    from core.data.voc import write_voc
+    from core.data.voc_export import write_voc
 
     return write_voc(tiny_coco, tmp_path_factory.mktemp("tiny_voc"))
 

@@ -13,8 +13,8 @@ import yaml
 from cli.main import main
 from core.data.synthetic import generate_synthetic
 from core.engine.hooks import ListSink, MetricSinkHook
-from core.engine.jobs import run_job
 from core.export.weights import decode_metadata, load_safetensors
+from core.pipeline.run import run_job
 from core.spec import JobSpec
 
 SCHEDULE = {"epochs": 1, "max_steps_per_epoch": 2, "warmup_steps": 1, "device": "cpu"}

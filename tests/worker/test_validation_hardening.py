@@ -164,7 +164,7 @@ def test_a_climbing_file_name_ends_invalid_naming_the_member(
 
 
 def _voc_bad_encoding(tmp_path: Path) -> tuple[Path, str, str]:
-    from core.data.voc import write_voc
+    from core.data.voc_export import write_voc
 
     voc = write_voc(_coco_folder(tmp_path), tmp_path / "voc")
     first = sorted((voc / "Annotations").glob("*.xml"))[0]
@@ -292,7 +292,7 @@ def test_any_exception_while_checking_a_teacher_ends_invalid(
     def explode(*args: object, **kwargs: object) -> None:
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr("core.models.checkpoints.load_state_dict", explode)
+    monkeypatch.setattr("core.models.teachers.load_state_dict", explode)
     path = tmp_path / "any.safetensors"
     path.write_bytes(b"\0" * 16)
     teacher_id = _teacher(ctx, team, path)

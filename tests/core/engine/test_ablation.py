@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from cli.run import SpecFileError, apply_override
-from core.engine.ablation import format_ablation_table, summarize, variant_spec
-from core.engine.demo import DEMO_PRESETS, demo_specs
+from core.pipeline.ablation import format_ablation_table, summarize, variant_spec
+from core.pipeline.demo import DEMO_PRESETS, demo_specs
 from core.spec import JobSpec
 
 BASE = JobSpec.model_validate(

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from core.engine.hooks import ListSink, MetricSinkHook
-from core.engine.jobs import grad_summary
 from core.engine.report import diagnosis_lines, write_report
 from core.engine.trainer import Trainer
+from core.pipeline.stages import grad_summary
 from core.spec import JobSpec
 from core.structures import Target
 from tests.core.engine.standins import TinyLossModel, tiny_loader

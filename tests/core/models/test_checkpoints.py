@@ -15,10 +15,10 @@ from core.models.checkpoints import (
     CheckpointError,
     CheckpointMismatchError,
     load_state_dict,
-    load_teacher,
     load_weights,
     read_provenance,
 )
+from core.models.teachers import load_teacher
 from core.spec import TeacherSpec
 
 

@@ -1,0 +1,1 @@
+"""Job recipes on top of the engine: one job end to end, the ablation and the demo."""

@@ -1,0 +1,191 @@
+"""The three kinds of job: train a teacher, distil a student (+ fine-tune), evaluate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.distill.distiller import HierarchicalDistiller
+from core.engine.randomness import seed_everything
+from core.evaluation.pictures import attention_pictures
+from core.export.onnx import export_onnx
+from core.export.weights import save_safetensors
+from core.models.checkpoints import load_state_dict, load_weights
+from core.models.detectors import Detector, build_student, build_teacher
+from core.models.teachers import load_teacher
+from core.pipeline.context import (
+    STUDENT_FORMAT,
+    TEACHER_FORMAT,
+    ArtifactFile,
+    JobResult,
+    RunContext,
+    log,
+)
+from core.pipeline.outputs import efficiency_of, finish, job_metrics, provenance
+from core.pipeline.stages import DetectionTraining, absorption, grad_summary, train_stage
+
+
+def teacher_job(run: RunContext) -> JobResult:
+    """Train a teacher on labels; its weights, metrics and cost."""
+    spec = run.spec
+    assert spec.teacher is not None
+    teacher = build_teacher(
+        arch=spec.teacher.arch,
+        num_classes=run.info.num_classes,
+        image_size=spec.data.image_size,
+        fpn_channels=spec.teacher.fpn_channels,
+        pretrained_backbone=spec.teacher.pretrained_backbone,
+    )
+    if spec.teacher.checkpoint:
+        source = spec.teacher.checkpoint
+        load_weights(teacher, load_state_dict(source), source=source)
+    train_stage(
+        run,
+        stage="teacher",
+        model=DetectionTraining(teacher, name="teacher"),
+        evaluated=teacher,
+        epochs=spec.schedule.epochs,
+        lr=spec.schedule.lr,
+    )
+    if not run.context.is_main:
+        return JobResult(metrics={})
+    metrics_teacher = run.last_eval or run.evaluate(teacher)
+    efficiency = efficiency_of(run, teacher)
+    metrics = job_metrics(run, student=None, teacher=metrics_teacher, eff_student=None,
+                       eff_teacher=efficiency)  # fmt: skip
+    weights = save_safetensors(
+        run.out / "teacher.safetensors",
+        teacher.state_dict(),
+        metadata=provenance(run, teacher, metrics_teacher, role=TEACHER_FORMAT),
+    )
+    artifacts = [ArtifactFile("teacher_safetensors", weights)]
+    return finish(run, metrics, artifacts)
+
+
+def distill_job(run: RunContext, teacher_cache: dict[str, Any] | None) -> JobResult:
+    """Distil a student from the teacher (then fine-tune); weights, ONNX, metrics, pictures."""
+    spec = run.spec
+    assert spec.teacher is not None and spec.student is not None
+    teacher: Detector | None = None
+    if spec.teacher.checkpoint:
+        teacher = load_teacher(
+            spec.teacher, num_classes=run.info.num_classes, image_size=spec.data.image_size
+        )
+        teacher.to(run.device).eval()
+    # Reseeding here gives every variant of an ablation the same student initialisation.
+    seed_everything(spec.seed)
+    student = build_student(
+        arch=spec.student.arch,
+        num_classes=run.info.num_classes,
+        image_size=spec.data.image_size,
+        fpn_channels=spec.student.fpn_channels,
+        pretrained_backbone=spec.student.pretrained_backbone,
+    )
+    distiller = HierarchicalDistiller(
+        teacher if spec.distill.enabled else None, student, weights=spec.distill
+    )
+    diagnosis: dict[str, Any] = {}
+    if distiller.kd_enabled:
+        log.info("distillation pairs: %s", distiller.pairs)
+        diagnosis["distill/pairs"] = distiller.pairs
+    # ... and the same batches, whatever the adapters drew.
+    seed_everything(spec.seed + 1)
+    if run.resume is not None and run.resume["stage"] == "finetune":
+        # The distillation stage finished before the checkpoint was written.
+        load_weights(student, run.resume["model"]["student"], source="resume checkpoint")
+    else:
+        fresh = run.resume is None and run.context.is_main
+        if fresh and distiller.kd_enabled and spec.distill.diagnose_every > 0:
+            diagnosis["kd/absorbed"] = absorption(run, distiller)
+        state = train_stage(
+            run,
+            stage="distill",
+            model=distiller,
+            evaluated=student,
+            epochs=spec.schedule.epochs,
+            lr=spec.schedule.lr,
+            diagnose_every=spec.distill.diagnose_every if distiller.kd_enabled else 0,
+        )
+        if state.grad_history:
+            diagnosis["kd/grad"] = grad_summary(state.grad_history)
+    if spec.schedule.finetune_epochs > 0:
+        train_stage(
+            run,
+            stage="finetune",
+            model=DetectionTraining(student, name="student"),
+            evaluated=student,
+            epochs=spec.schedule.finetune_epochs,
+            lr=spec.schedule.finetune_lr or spec.schedule.lr * 0.1,
+        )
+    if not run.context.is_main:
+        return JobResult(metrics={})
+    metrics_student = run.last_eval or run.evaluate(student)
+    artifacts: list[ArtifactFile] = []
+    onnx_path = run.out / "student.onnx"
+    log.info("exporting the student to ONNX")
+    onnx_diff = export_onnx(student, onnx_path, image_size=spec.data.image_size)
+    artifacts.append(ArtifactFile("student_onnx", onnx_path))
+    eff_student = efficiency_of(run, student, onnx_path=onnx_path)
+    metrics_teacher = eff_teacher = None
+    if teacher is not None:
+        cache = teacher_cache if teacher_cache is not None else {}
+        if "metrics" not in cache:
+            log.info("evaluating the teacher")
+            cache["metrics"] = run.evaluate(teacher)
+            cache["efficiency"] = efficiency_of(run, teacher)
+        metrics_teacher, eff_teacher = cache["metrics"], cache["efficiency"]
+    metrics = job_metrics(run, student=metrics_student, teacher=metrics_teacher,
+                       eff_student=eff_student, eff_teacher=eff_teacher)  # fmt: skip
+    metrics["export"] = {"onnx_max_abs_diff": onnx_diff}
+    metrics.update(diagnosis)
+    metadata = provenance(run, student, metrics_student, role=STUDENT_FORMAT)
+    weights = save_safetensors(
+        run.out / "student.safetensors", student.state_dict(), metadata=metadata
+    )
+    artifacts.insert(0, ArtifactFile("student_safetensors", weights))
+    log.info("drawing attention pictures")
+    pictures = attention_pictures(
+        teacher=teacher,
+        student=student,
+        batches=run.val_loader,
+        out_dir=run.out / "pictures",
+        device=run.device,
+        p=spec.distill.semantic.p,
+    )
+    artifacts.extend(ArtifactFile("picture", path) for path in pictures)
+    return finish(run, metrics, artifacts)
+
+
+def evaluate_job(run: RunContext) -> JobResult:
+    """Score given student and/or teacher weights on the val split."""
+    spec = run.spec
+    student: Detector | None = None
+    teacher: Detector | None = None
+    if spec.student is not None:
+        if not spec.student.checkpoint:
+            raise ValueError("student.checkpoint: an 'evaluate' job needs the student's weights")
+        student = build_student(
+            arch=spec.student.arch,
+            num_classes=run.info.num_classes,
+            image_size=spec.data.image_size,
+            fpn_channels=spec.student.fpn_channels,
+        )
+        source = spec.student.checkpoint
+        load_weights(student, load_state_dict(source), source=source)
+        student.to(run.device)
+    if spec.teacher is not None and spec.teacher.checkpoint:
+        teacher = load_teacher(
+            spec.teacher, num_classes=run.info.num_classes, image_size=spec.data.image_size
+        )
+        teacher.to(run.device)
+    if student is None and teacher is None:
+        raise ValueError("teacher.checkpoint: an 'evaluate' job needs weights to evaluate")
+    if not run.context.is_main:
+        return JobResult(metrics={})
+    metrics = job_metrics(
+        run,
+        student=run.evaluate(student) if student is not None else None,
+        teacher=run.evaluate(teacher) if teacher is not None else None,
+        eff_student=efficiency_of(run, student) if student is not None else None,
+        eff_teacher=efficiency_of(run, teacher) if teacher is not None else None,
+    )
+    return finish(run, metrics, [])
