@@ -13,8 +13,6 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 
 from api.deps import refuse_bad_input
@@ -22,7 +20,7 @@ from api.logging_filters import install_access_log_redaction
 from api.queue import TaskQueue, make_celery_client
 from api.routes import artifacts, auth, compare, datasets, events, health, jobs, teachers
 from store.blobs import make_blob_store
-from store.db import make_engine, make_session_factory
+from store.db import DATABASE_ERRORS, is_database_outage, make_engine, make_session_factory
 from store.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -61,15 +59,6 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     # Bugs stay bugs (logged with the traceback), but the client still gets JSON.
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse({"detail": "internal server error"}, status_code=500)
-
-
-def is_database_outage(exc: Exception) -> bool:
-    """Whether `exc` says the database cannot be reached (not that a statement is wrong)."""
-    if isinstance(exc, PoolTimeoutError):
-        return True
-    return isinstance(exc, DBAPIError) and (
-        exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
-    )
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
@@ -122,8 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.blobs = blobs
     app.state.queue = queue
     app.add_exception_handler(Exception, _unexpected_error)
-    app.add_exception_handler(DBAPIError, _database_error)
-    app.add_exception_handler(PoolTimeoutError, _database_error)
+    for error in DATABASE_ERRORS:
+        app.add_exception_handler(error, _database_error)
     # Job lists and metric series are JSON that compresses 5-10x. Not compressed: the event
     # stream (live progress is not held back), pictures and archives (already compressed)
     # and binary downloads (weights barely shrink; a large one would cost CPU for nothing).

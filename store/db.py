@@ -9,6 +9,8 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -74,3 +76,16 @@ def ping(factory: sessionmaker[Session]) -> None:
     """Run one trivial statement: raises the driver's error if the database cannot answer."""
     with factory() as session:
         session.execute(text("SELECT 1"))
+
+
+DATABASE_ERRORS: tuple[type[Exception], ...] = (DBAPIError, PoolTimeoutError)
+"""Exceptions of the database layer (an API maps the outages among them to 503)."""
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached (not that a statement is wrong)."""
+    if isinstance(exc, PoolTimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    )

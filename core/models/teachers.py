@@ -12,6 +12,7 @@ from typing import Any
 
 from torch import Tensor
 
+from core.data.issues import ValidationIssue
 from core.models.checkpoints import (
     CheckpointError,
     CheckpointMismatchError,
@@ -53,8 +54,8 @@ def load_teacher(spec: TeacherSpec, *, num_classes: int, image_size: int) -> Det
 
 
 def checkpoint_issue(message: str, *, file: str, **extra: Any) -> dict[str, Any]:
-    """One error about the checkpoint, in the shape of a dataset ValidationIssue."""
-    return {"file": file, "image_id": None, "annotation_id": None, "message": message, **extra}
+    """One error about the checkpoint: a ValidationIssue's mapping plus `extra` key lists."""
+    return {**ValidationIssue(file=file, message=message).to_dict(), **extra}
 
 
 def infer_num_classes(state: dict[str, Tensor]) -> int | None:
