@@ -8,12 +8,12 @@ from contextlib import asynccontextmanager
 from typing import Protocol, TypeVar
 
 from fastapi import Request, status
-from sqlalchemy.orm import Session
 
 from api.errors import FieldError, unavailable
 from api.queue import QueueUnavailable
 from api.uploads import ReceivedUpload, receive_upload
 from store.blobs import BlobStore
+from store.db import Session
 from store.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.orm import Session
 
 from api.bounds import MAX_ID
 from api.errors import FieldErrors
 from core.spec import JobSpec
 from store import repositories as repo
+from store.db import Session
 from store.models import Dataset, Teacher
 
 SPEC_LOC: tuple[str, ...] = ("body", "spec")

@@ -18,9 +18,16 @@ from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 from api.deps import refuse_bad_input
 from api.logging_filters import install_access_log_redaction
 from api.queue import TaskQueue, make_celery_client
-from api.routes import artifacts, auth, compare, datasets, events, health, jobs, teachers
+from api.routes import artifacts, auth, compare, datasets, events, health, jobs, spec, teachers
+from api.routes.predict import router as predict_router
 from store.blobs import make_blob_store
-from store.db import DATABASE_ERRORS, is_database_outage, make_engine, make_session_factory
+from store.db import (
+    DATABASE_ERRORS,
+    is_database_outage,
+    make_engine,
+    make_read_session_factory,
+    make_session_factory,
+)
 from store.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -50,8 +57,9 @@ def web_dist_dir() -> Path | None:
 def api_router() -> APIRouter:
     """Every resource router under one router (mounted at /api/v1), NUL bytes refused."""
     router = APIRouter(dependencies=[Depends(refuse_bad_input)])
-    for module in (auth, datasets, teachers, jobs, events, artifacts, compare, health):
+    for module in (auth, datasets, teachers, jobs, events, artifacts, compare, spec, health):
         router.include_router(module.router)
+    router.include_router(predict_router)
     return router
 
 
@@ -86,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_access_log_redaction()
     engine = make_engine(settings.resolved_database_url)
     session_factory = make_session_factory(engine)
+    read_session_factory = make_read_session_factory(engine)
     blobs = make_blob_store(settings)
     queue = TaskQueue(make_celery_client(settings), settings.job_queue)
 
@@ -108,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory
+    app.state.read_session_factory = read_session_factory
     app.state.blobs = blobs
     app.state.queue = queue
     app.add_exception_handler(Exception, _unexpected_error)

@@ -163,11 +163,56 @@ class JobPublic(_Public):
     updated_at: datetime | None = None
 
 
-class JobsPublic(BaseModel):
-    """A page of jobs (newest first) and the total count matching the filters."""
+class SpecSummary(BaseModel):
+    """The spec fields a job list shows (the whole spec is on `GET /jobs/{id}`).
 
-    data: list[JobPublic]
+    `preset` is the ablation preset a distill job's weights are (None: custom weights);
+    `preset` and `lambda_kd` are None for other kinds, `student_arch` without a student.
+    """
+
+    student_arch: str | None = None
+    teacher_arch: str | None = None
+    preset: str | None = None
+    lambda_kd: float | None = None
+    lr: float | None = None
+    epochs: int | None = None
+    image_size: int | None = None
+
+
+class JobSummary(BaseModel):
+    """A row of the job list: what the dashboard's table and `distillery jobs` show.
+
+    `progress` is the progress record without its losses; `metrics` the headline COCO
+    figures (AP, AP_small, AP_medium, AP_large) by model, those present only:
+    `{"student": {"AP": 0.31, "AP_small": 0.12}, "teacher": {...}}`.
+    """
+
+    id: int
+    name: str
+    kind: str
+    state: str
+    progress: dict[str, Any] | None = None
+    metrics: dict[str, dict[str, float]] | None = None
+    spec_hash: str
+    spec_summary: SpecSummary
+    dataset_id: int | None = None
+    teacher_id: int | None = None
+    created_by: int | None = None
+    creator_email: str | None = None
+    attempt: int
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class JobsPublic(BaseModel):
+    """A page of jobs (newest first), the total count matching the filters, and the cursor
+    of the next page (`?after=`; None on the last page)."""
+
+    data: list[JobSummary]
     count: int
+    next_cursor: str | None = None
 
 
 class MetricPointPublic(BaseModel):
@@ -236,6 +281,43 @@ class ComparePublic(BaseModel):
     jobs: list[JobPublic]
     metrics: dict[str, list[float | str | None]]
     spec_diff: list[SpecDifference]
+
+
+# --- the job spec -------------------------------------------------------------------------
+
+
+class SpecPresetPublic(BaseModel):
+    """An ablation preset: its id, how to name it, and the default distill section with it."""
+
+    id: str
+    label: str
+    description: str
+    distill: dict[str, Any]
+
+
+class SpecArchitectures(BaseModel):
+    """The architectures a spec may name."""
+
+    teacher: list[str]
+    student: list[str]
+
+
+class SpecCatalogPublic(BaseModel):
+    """core.spec for clients: the JobSpec JSON Schema and what a form needs beside it.
+
+    `defaults` holds each section's defaults (`data`, `teacher`, `student`, `distill`,
+    `schedule`) and `seed`; `preset_fields` the dotted distill fields a preset sets: a distill
+    section is a preset when those fields have the preset's values.
+    """
+
+    json_schema: dict[str, Any]
+    kinds: list[str]
+    levels: list[str]
+    terms: list[str]
+    architectures: SpecArchitectures
+    defaults: dict[str, Any]
+    presets: list[SpecPresetPublic]
+    preset_fields: list[str]
 
 
 # --- health -------------------------------------------------------------------------------

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Query
-from sqlalchemy.orm import Session
 
-from api.deps import BearerCredentials, TeamContext, resolve_team
+from api.deps import BearerCredentials, TeamContext, team_for_request
 from api.schemas import TicketPublic
-from api.security import authenticate_request, unauthorized
+from api.security import unauthorized
 from store import repositories as repo
+from store.db import Session
 from store.settings import Settings
 
 TICKET_SECONDS = 60
@@ -171,4 +171,4 @@ def ticket_or_header_team(
     """The team of a request that carries either a ticket for this object or the header."""
     if ticket is not None:
         return team_for_ticket(session, settings, ticket, purpose=purpose, job_id=job_id, name=name)
-    return resolve_team(session, authenticate_request(session, credentials), x_team_id)
+    return team_for_request(session, credentials, x_team_id)

@@ -6,13 +6,13 @@ from collections.abc import Callable, Collection
 from typing import Protocol, TypeVar
 
 from fastapi import Response, status
-from sqlalchemy.orm import Session
 
 from api.deps import TeamContext
 from api.errors import FieldError, conflict, not_found
 from store import repositories as repo
 from store.blob_keys import UploadKind, upload_prefix
 from store.blobs import BlobStore
+from store.db import Session
 
 
 class Owned(Protocol):

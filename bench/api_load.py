@@ -1,11 +1,22 @@
-"""API load benchmark: job listing and lookup latency under concurrent clients, submissions/s.
+"""API load benchmark: the job list's pages/s with 1 and N API processes, its latency and
+round trips in process, job lookups and submissions/s, and MLflow's run search beside it.
 
     python -m bench.api_load --quick    # CI-sized (300 jobs, 8 clients)
     python -m bench.api_load            # full (10,000 jobs, 50 clients)
 
 Creates its own PostgreSQL database on 127.0.0.1:5432 (dropped at the end), migrates it,
-seeds a team, a token, a ready dataset and the jobs (bulk insert), starts uvicorn with
-`api.main:create_app` in a subprocess and drives it with httpx async clients over loopback.
+seeds a team, a token, a ready dataset and the jobs (bulk insert; every job's spec differs),
+then, in one run:
+
+1. in process (the app called through httpx's ASGI transport, no server): the latency of
+   single list requests one after another, and the database statements and wire round trips
+   (libpq's protocol trace) per list request;
+2. uvicorn with `api.main:create_app` in a subprocess, 1 process: list pages, job lookups and
+   submissions under concurrent httpx clients over loopback;
+3. the same server with `--api-workers` processes: list pages;
+4. if `mlflow` is importable, an MLflow tracking server on its own database of the same
+   PostgreSQL with as many runs, its run search (pages of 50) under the same clients.
+
 Every scenario is bounded by a request count and a duration, so the run stops by itself.
 Submissions go to a Redis broker (db 15) on a queue of the run's own, deleted afterwards.
 """
@@ -33,6 +44,7 @@ import httpx
 
 from bench.figures import publish
 from bench.timing import percentile
+from cli.serve import api_workers_for, usable_cores
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 API = "/api/v1"
@@ -47,6 +59,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 JOB_STATES = ("succeeded", "succeeded", "failed", "canceled", "running", "queued")
+LATENCY_TARGET_MS = 10.0
+"""The single-request list latency in process the platform aims at (p50)."""
+PAGE = 50
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -58,6 +73,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, help="requests per read scenario")
     parser.add_argument("--submissions", type=int, help="POST /jobs requests")
     parser.add_argument("--max-seconds", type=float, help="time bound of each scenario")
+    parser.add_argument(
+        "--api-workers",
+        type=int,
+        default=max(2, api_workers_for(usable_cores())),
+        help="API processes of the multi-process run (default: serve's rule, at least 2)",
+    )
     parser.add_argument(
         "--postgres",
         default="postgresql+psycopg://postgres@127.0.0.1:5432",
@@ -149,7 +170,6 @@ def seed_rows(url: str, *, jobs: int) -> Seed:
             )
             repo.set_dataset_validation(session, dataset_id=dataset.id, status="ready")
             session.commit()
-            spec = job_spec(dataset.id, 0)
             start = datetime.now(UTC) - timedelta(days=30)
             rows = []
             for i in range(jobs):
@@ -162,7 +182,7 @@ def seed_rows(url: str, *, jobs: int) -> Seed:
                         "created_by": user.id,
                         "name": f"job {i} {state}",
                         "kind": "teacher",
-                        "spec": spec,
+                        "spec": job_spec(dataset.id, i),  # each differs (its name)
                         "spec_hash": f"{i:016x}",
                         "dataset_id": dataset.id,
                         "state": state,
@@ -194,8 +214,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def api_server(env: dict[str, str], *, port: int, timeout: float = 60.0) -> Iterator[str]:
-    """Run uvicorn with `api.main:create_app` in a subprocess until /healthz answers."""
+def api_server(
+    env: dict[str, str], *, port: int, workers: int = 1, timeout: float = 60.0
+) -> Iterator[str]:
+    """Run uvicorn with `api.main:create_app` (`workers` processes) until /healthz answers."""
     cmd = [
         sys.executable,
         "-m",
@@ -209,6 +231,8 @@ def api_server(env: dict[str, str], *, port: int, timeout: float = 60.0) -> Iter
         "--log-level",
         "warning",
         "--no-access-log",
+        "--workers",
+        str(workers),
     ]
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
@@ -329,8 +353,8 @@ def scenarios(seed: Seed) -> dict[str, RequestFactory]:
     spec = job_spec(seed.dataset_id, 1)
 
     def list_jobs(rng: random.Random) -> tuple[str, str, dict[str, Any] | None]:
-        offset = rng.randrange(0, max(1, total - 50))
-        return "GET", f"{API}/jobs?limit=50&offset={offset}", None
+        offset = rng.randrange(0, max(1, total - PAGE))
+        return "GET", f"{API}/jobs?limit={PAGE}&offset={offset}", None
 
     def get_job(rng: random.Random) -> tuple[str, str, dict[str, Any] | None]:
         return "GET", f"{API}/jobs/{rng.choice(seed.job_ids)}", None
@@ -341,15 +365,150 @@ def scenarios(seed: Seed) -> dict[str, RequestFactory]:
     return {"list jobs": list_jobs, "get job": get_job, "submit job": submit}
 
 
+# ---------------------------------------------------------------- in process
+
+
+class WireTrace:
+    """Round trips on the wire of every connection an engine checks out (libpq's trace).
+
+    Each round trip ends with the server's ReadyForQuery, whatever it carried: a statement,
+    BEGIN, COMMIT, ROLLBACK or a ping, which statement counters do not see.
+    """
+
+    def __init__(self, engine: Any, path: Path) -> None:
+        self.engine = engine
+        self.path = path
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+    def _checkout(self, dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        import psycopg
+
+        dbapi_connection.pgconn.trace(self.fd)
+        dbapi_connection.pgconn.set_trace_flags(
+            psycopg.pq.Trace.SUPPRESS_TIMESTAMPS | psycopg.pq.Trace.REGRESS_MODE
+        )
+
+    def _checkin(self, dbapi_connection: Any, _record: Any) -> None:
+        if dbapi_connection is not None and not dbapi_connection.closed:
+            dbapi_connection.pgconn.untrace()
+
+    def round_trips(self) -> int:
+        """Round trips traced so far."""
+        text = self.path.read_text(errors="replace")
+        return sum(
+            1 for line in text.splitlines() if line.startswith("B\t") and "ReadyForQuery" in line
+        )
+
+    def __enter__(self) -> WireTrace:
+        from sqlalchemy import event
+
+        event.listen(self.engine, "checkout", self._checkout, insert=True)
+        event.listen(self.engine, "checkin", self._checkin)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        from sqlalchemy import event
+
+        event.remove(self.engine, "checkout", self._checkout)
+        event.remove(self.engine, "checkin", self._checkin)
+        os.close(self.fd)
+
+
+async def _sequential(app: Any, token: str, paths: Sequence[str]) -> list[float]:
+    """Each request after the previous one, through the ASGI transport; their latencies."""
+    headers = {"Authorization": f"Bearer {token}"}
+    latencies = []
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        for path in paths:
+            start = time.perf_counter()
+            response = await client.get(path, headers=headers)
+            latencies.append(time.perf_counter() - start)
+            response.raise_for_status()
+    return latencies
+
+
+def in_process_figures(env: dict[str, str], seed: Seed, *, requests: int) -> dict[str, Any]:
+    """Single-request list latency in process, and what one list request costs the database."""
+    from sqlalchemy import event
+
+    from api.main import create_app
+    from store.settings import Settings
+
+    settings = Settings(
+        database_url=env["DISTILLERY_DATABASE_URL"],
+        broker_url=env["DISTILLERY_BROKER_URL"],
+        job_queue=env["DISTILLERY_JOB_QUEUE"],
+        data_dir=Path(env["DISTILLERY_DATA_DIR"]),
+    )
+    app = create_app(settings)
+    engine = app.state.engine
+    rng = random.Random(0)
+    total = len(seed.job_ids)
+
+    def pages(n: int) -> list[str]:
+        return [
+            f"{API}/jobs?limit={PAGE}&offset={rng.randrange(0, max(1, total - PAGE))}"
+            for _ in range(n)
+        ]
+
+    try:
+        asyncio.run(_sequential(app, seed.token, pages(20)))  # warm: pool, caches, token use
+        latencies = asyncio.run(_sequential(app, seed.token, pages(requests)))
+        statements: list[str] = []
+
+        def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            statements.append(statement)
+
+        counted = max(10, requests // 4)
+        with tempfile.TemporaryDirectory() as folder:
+            event.listen(engine, "before_cursor_execute", count)
+            try:
+                with WireTrace(engine, Path(folder) / "trace.txt") as trace:
+                    asyncio.run(_sequential(app, seed.token, pages(counted)))
+                    wire = trace.round_trips()
+            finally:
+                event.remove(engine, "before_cursor_execute", count)
+    finally:
+        app.state.queue.close()
+        engine.dispose()
+    p50 = percentile(latencies, 50) * 1000
+    return {
+        "in process: list p50 (ms)": p50,
+        "in process: list p99 (ms)": percentile(latencies, 99) * 1000,
+        f"in process: list p50 <= {LATENCY_TARGET_MS:g} ms": p50 <= LATENCY_TARGET_MS,
+        "statements per list request": len(statements) / counted,
+        "round trips per list request (wire)": wire / counted,
+    }
+
+
+# ---------------------------------------------------------------- the run
+
+
+def _drive(
+    base: str, token: str, make_request: RequestFactory, args: argparse.Namespace, count: int
+) -> ScenarioResult:
+    return asyncio.run(
+        drive(
+            base,
+            token,
+            make_request,
+            clients=args.clients,
+            requests=count,
+            max_seconds=args.max_seconds,
+        )
+    )
+
+
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the benchmark, print its figures and return them."""
     args = parse_args(argv)
     queue = f"bench-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    workers = args.api_workers
     figures: dict[str, Any] = {
         "setup": f"{args.jobs} jobs in PostgreSQL, {args.clients} concurrent clients, "
-        f"1 uvicorn process, loopback",
+        f"1 and {workers} uvicorn processes, loopback",
     }
-    results: dict[str, ScenarioResult] = {}
     with scratch_database(args.postgres) as url, tempfile.TemporaryDirectory() as data_dir:
         start = time.perf_counter()
         seed = seed_rows(url, jobs=args.jobs)
@@ -360,25 +519,53 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "DISTILLERY_JOB_QUEUE": queue,
             "DISTILLERY_DATA_DIR": data_dir,
         }
+        make = scenarios(seed)
         try:
+            figures.update(in_process_figures(env, seed, requests=args.requests))
             with api_server(env, port=free_port()) as base:
-                for name, make_request in scenarios(seed).items():
+                for name, make_request in make.items():
                     count = args.submissions if name == "submit job" else args.requests
-                    results[name] = asyncio.run(
-                        drive(
-                            base,
-                            seed.token,
-                            make_request,
-                            clients=args.clients,
-                            requests=count,
-                            max_seconds=args.max_seconds,
-                        )
+                    figures.update(
+                        _drive(base, seed.token, make_request, args, count).figures(name)
                     )
-                    figures.update(results[name].figures(name))
+            with api_server(env, port=free_port(), workers=workers) as base:
+                name = f"list jobs, {workers} processes"
+                result = _drive(base, seed.token, make["list jobs"], args, args.requests)
+                figures.update(result.figures(name))
         finally:
             purge_queue(args.broker, queue)
-    figures["job submissions/s"] = figures.get("submit job: requests/s", 0.0)
+        figures["list pages/s, 1 process"] = figures["list jobs: requests/s"]
+        figures[f"list pages/s, {workers} processes"] = figures[f"{name}: requests/s"]
+        figures["job submissions/s"] = figures.get("submit job: requests/s", 0.0)
+        figures.update(mlflow_figures(args, figures["list pages/s, 1 process"]))
     return publish("API under load", figures, device="cpu", json_path=args.json)
+
+
+def mlflow_figures(args: argparse.Namespace, pages_per_second: float) -> dict[str, Any]:
+    """MLflow's run search on as many runs (same server, clients and bounds), if installed."""
+    from bench import mlflow_search
+
+    if not mlflow_search.available():
+        line = "skipped: mlflow is not importable (pip install mlflow to compare)"
+        print(f"MLflow comparison {line}", file=sys.stderr)
+        return {"MLflow comparison": line}
+    with scratch_database(args.postgres) as url, tempfile.TemporaryDirectory() as folder:
+        experiment = mlflow_search.seed_runs(url, runs=args.jobs, artifacts=Path(folder))
+        with mlflow_search.tracking_server(url, port=free_port(), artifacts=Path(folder)) as base:
+            result = asyncio.run(
+                drive(
+                    base,
+                    "",
+                    mlflow_search.search_request(experiment, runs=args.jobs, page=PAGE),
+                    clients=args.clients,
+                    requests=args.requests,
+                    max_seconds=args.max_seconds,
+                )
+            )
+    out = result.figures("MLflow run search, 1 process")
+    mlflow_rate = out["MLflow run search, 1 process: requests/s"]
+    out["list pages/s / MLflow's (x)"] = pages_per_second / mlflow_rate if mlflow_rate else 0.0
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

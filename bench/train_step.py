@@ -1,11 +1,15 @@
-"""Training-step benchmark: hierarchical KD vs plain student training on the same batch.
+"""Training-step benchmark: plain student training, hierarchical KD, hierarchical KD with the
+teacher-feature cache, and a torchdistill-style FitNets + AT step, on the same batch.
 
     python -m bench.train_step --quick      # CI-sized
     python -m bench.train_step              # full (256 px, batch 8, ResNet-50 FPN teacher)
 
-Prints images/s of both, the KD/plain step-time ratio and the peak memory of each step kind
-(CUDA: torch.cuda.max_memory_allocated; CPU: peak resident set size, sampled every 2 ms, of a
-fresh process that builds only that mode's models and runs two steps).
+Prints each mode's seconds per step and images/s, its ratio to the plain step, and the peak
+memory of each (CUDA: torch.cuda.max_memory_allocated; CPU: peak resident set size, sampled
+every 2 ms, of a fresh process that builds only that mode's models and runs two steps). The
+modes' steps alternate, so load drift hits all of them alike. `kd_cached` times steps whose
+teacher features are all read back (the cache warmed by the untimed steps): the steady state
+of every epoch after the first views were seen.
 """
 
 from __future__ import annotations
@@ -33,7 +37,13 @@ from core.spec import DistillSpec, ablation_distill
 from core.structures import Batch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-MODES = ("plain", "kd")
+MODES = ("plain", "kd", "kd_cached", "fitnets_at")
+MODE_LABELS = {
+    "plain": "plain student",
+    "kd": "hierarchical KD",
+    "kd_cached": "hierarchical KD, teacher features cached",
+    "fitnets_at": "FitNets + AT (torchdistill-style reference)",
+}
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "image_size": 64,
@@ -87,25 +97,38 @@ def resolve_device(name: str) -> torch.device:
 def build_distillers(
     args: argparse.Namespace, device: torch.device, modes: Sequence[str] = MODES
 ) -> dict[str, torch.nn.Module]:
-    """Plain and/or KD distillers whose students start from the very same weights."""
+    """One loss model per mode; every student starts from the very same weights."""
+    from bench.reference_kd import FitNetsAttention
     from core.distill.distiller import HierarchicalDistiller
+    from core.distill.feature_cache import TeacherFeatureCache
     from core.models.detectors import build_student, build_teacher
 
     torch.manual_seed(0)
     student = build_student(
         arch=args.student, num_classes=args.num_classes, image_size=args.image_size
     )
-    full = DistillSpec()
-    distillers: dict[str, torch.nn.Module] = {}
-    if "plain" in modes:
-        distillers["plain"] = HierarchicalDistiller(
-            None, copy.deepcopy(student), weights=ablation_distill(full, "no_kd")
-        )
-    if "kd" in modes:
+    teacher = None
+    if any(mode != "plain" for mode in modes):
         teacher = build_teacher(
             arch=args.teacher, num_classes=args.num_classes, image_size=args.image_size
         )
-        distillers["kd"] = HierarchicalDistiller(teacher, copy.deepcopy(student), weights=full)
+    full = DistillSpec()
+    distillers: dict[str, torch.nn.Module] = {}
+    for mode in modes:
+        if mode == "plain":
+            distillers[mode] = HierarchicalDistiller(
+                None, copy.deepcopy(student), weights=ablation_distill(full, "no_kd")
+            )
+        elif mode in ("kd", "kd_cached"):
+            distiller = HierarchicalDistiller(teacher, copy.deepcopy(student), weights=full)
+            if mode == "kd_cached":
+                distiller.feature_cache = TeacherFeatureCache("bench", max_bytes=1 << 32)
+            distillers[mode] = distiller
+        elif mode == "fitnets_at":
+            assert teacher is not None
+            distillers[mode] = FitNetsAttention(teacher, copy.deepcopy(student))
+        else:
+            raise ValueError(f"unknown mode {mode!r}")
     for distiller in distillers.values():
         distiller.to(device)
         if device.type == "cuda":
@@ -122,6 +145,7 @@ def make_step(distiller: torch.nn.Module, batch: Batch, device: torch.device) ->
     images = batch.images
     if device.type == "cuda":
         images = images.contiguous(memory_format=torch.channels_last)
+    views = batch.views() or [(image_id, False) for image_id in batch.image_ids]
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -131,7 +155,10 @@ def make_step(distiller: torch.nn.Module, batch: Batch, device: torch.device) ->
             else contextlib.nullcontext()
         )
         with autocast:
-            losses = distiller(images, batch.targets, step=0)
+            if getattr(distiller, "accepts_views", False):
+                losses = distiller(images, batch.targets, step=0, views=views)
+            else:
+                losses = distiller(images, batch.targets, step=0)
             total = torch.stack([v.float() for v in losses.values()]).sum()
         total.backward()
         optimizer.step()
@@ -263,17 +290,20 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         batch_size=args.batch_size, image_size=args.image_size, num_classes=args.num_classes
     ).to(device)
     steps = {mode: make_step(d, batch, device) for mode, d in distillers.items()}
-    samples = time_interleaved(steps, warmup=args.warmup, repeats=args.steps, device=device)
-    plain_s, kd_s = median(samples["plain"]), median(samples["kd"])
+    samples = time_interleaved(steps, warmup=max(args.warmup, 1), repeats=args.steps,
+                               device=device)  # fmt: skip
+    seconds = {mode: median(samples[mode]) for mode in MODES}
     figures: dict[str, Any] = {
         "setup": f"{args.student} student, {args.teacher} teacher, "
-        f"{args.image_size}px, batch {args.batch_size}, {args.steps} timed steps",
-        "plain step (s, median)": plain_s,
-        "kd step (s, median)": kd_s,
-        "plain images/s": args.batch_size / plain_s,
-        "kd images/s": args.batch_size / kd_s,
-        "kd / plain step time": kd_s / plain_s,
+        f"{args.image_size}px, batch {args.batch_size}, {args.steps} timed steps per mode",
     }
+    for mode in MODES:
+        figures[f"{mode} step (s, median): {MODE_LABELS[mode]}"] = seconds[mode]
+    for mode in MODES:
+        figures[f"{mode} images/s"] = args.batch_size / seconds[mode]
+    for mode in MODES[1:]:
+        figures[f"{mode} / plain step time"] = seconds[mode] / seconds["plain"]
+    figures["kd / fitnets_at step time"] = seconds["kd"] / seconds["fitnets_at"]
     if not args.no_memory:
         if device.type == "cuda":
             memory = cuda_memory(steps, device)
@@ -285,12 +315,13 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
             key = "peak_rss_mib"
         for mode in MODES:
             figures[f"{mode} peak memory (MiB, {unit})"] = memory[mode][key]
-        figures["kd / plain peak memory"] = memory["kd"][key] / memory["plain"][key]
+        for mode in MODES[1:]:
+            figures[f"{mode} / plain peak memory"] = memory[mode][key] / memory["plain"][key]
         if device.type == "cpu":
             for mode in MODES:
                 figures[f"{mode} memory added by the steps (MiB)"] = memory[mode]["step_rss_mib"]
     return publish(
-        "train step: hierarchical KD vs plain",
+        "train step: plain, hierarchical KD (uncached, cached), FitNets + AT",
         figures,
         device=device.type,
         json_path=args.json,

@@ -9,8 +9,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
+    from store.db import Session
     from store.settings import Settings
 
 
@@ -98,7 +97,7 @@ def _database_url(args: argparse.Namespace) -> str:
 
 
 def _shown(url: str) -> str:
-    from sqlalchemy.engine import make_url
+    from store.db import make_url
 
     return make_url(url).render_as_string(hide_password=True)
 

@@ -19,6 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     check.add_argument("path", type=Path, help="dataset folder, .zip or .tar(.gz)")
     check.add_argument("--format", choices=("auto", "coco", "voc"), default="auto")
+    check.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="training size the warnings assume (default: the spec's data.image_size default)",
+    )
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.set_defaults(handler=_check)
 
@@ -67,7 +73,11 @@ def _print_statistics(stats: dict[str, Any]) -> None:
 def _check(args: argparse.Namespace) -> int:
     from core.data.validate import validate_dataset
 
-    report = validate_dataset(args.path, format=args.format)
+    if args.image_size is not None and not 32 <= args.image_size <= 2048:
+        print("error: --image-size must be 32..2048 (data.image_size's range)", file=sys.stderr)
+        return 2
+    sizes = {} if args.image_size is None else {"image_size": args.image_size}
+    report = validate_dataset(args.path, format=args.format, **sizes)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
         return 0 if report.ok else 1
@@ -78,6 +88,8 @@ def _check(args: argparse.Namespace) -> int:
         return 1
     assert report.statistics is not None
     _print_statistics(report.statistics)
+    for warning in report.warnings:
+        print(f"warning: {warning}")
     return 0
 
 

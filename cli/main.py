@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from cli import admin, client, data, run, serve
+from cli.predict import register as register_predict
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (data, run, serve, admin, client):
         module.register(sub)
+    register_predict(sub)
     return parser
 
 

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from store.settings import Settings
 
 WORKER_STOP_GRACE_S = 10.0
+API_WORKERS_ENV = "DISTILLERY_API_WORKERS"
+API_APP = "api.main:create_app"
 DEMO_TEAM = "demo"
 DEMO_EMAIL = "admin@demo.local"
 DEMO_PASSWORD = "distillery-demo"
@@ -35,6 +37,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--api-workers",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="API processes (uvicorn workers) sharing the port; default: "
+        f"${API_WORKERS_ENV}, else min(4, cores) on a machine with 4 cores or more and 1 "
+        f"below (here: {api_workers_for(usable_cores())})",
+    )
     serve.add_argument("--no-worker", action="store_true", help="run the API only")
     serve.add_argument(
         "--demo",
@@ -70,6 +81,51 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     worker.add_argument("--hostname", default=None, help="Celery node name")
     worker.add_argument("--log-level", default="info")
     worker.set_defaults(handler=_worker)
+
+
+def parse_workers(text: str) -> int:
+    """A count of processes: a whole number from 1 (ValueError naming the value otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise ValueError(f"{value} is not 1 or more")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        return parse_workers(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def api_workers_for(cores: int) -> int:
+    """min(4, cores) on a machine with 4 cores or more, else 1 (on fewer cores the worker and
+    the database need them)."""
+    return min(4, cores) if cores >= 4 else 1
+
+
+def default_api_workers() -> int:
+    """API processes by default: `DISTILLERY_API_WORKERS` if set, else `api_workers_for` the
+    usable cores. The compose file asks this function too, so `serve` and the team deployment
+    agree. ValueError (naming the variable) for a value that is not a count.
+    """
+    configured = os.environ.get(API_WORKERS_ENV, "").strip()
+    if configured:
+        try:
+            return parse_workers(configured)
+        except ValueError as exc:
+            raise ValueError(f"{API_WORKERS_ENV}: {exc}") from None
+    return api_workers_for(usable_cores())
 
 
 def worker_argv(
@@ -168,6 +224,11 @@ def _serve(args: argparse.Namespace) -> int:
     from worker.celery_app import make_celery
     from worker.reaper import Reaper
 
+    try:
+        api_workers = args.api_workers or default_api_workers()
+    except ValueError as exc:
+        print(f"distillery serve: {exc}", file=sys.stderr)
+        return 2
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.resolved_database_url)
@@ -186,14 +247,53 @@ def _serve(args: argparse.Namespace) -> int:
     # the `finally` below stops the worker. A handler of ours turns it into SystemExit.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        uvicorn.run(
-            create_app(settings), host=args.host, port=args.port, log_level=args.log_level
-        )
+        if api_workers == 1:
+            uvicorn.run(
+                create_app(settings), host=args.host, port=args.port, log_level=args.log_level
+            )
+        else:
+            run_api_processes(
+                settings, workers=api_workers, host=args.host, port=args.port, log=args.log_level
+            )
     finally:
         reaper.stop()
         if worker is not None:
             stop_worker_process(worker)
     return 0
+
+
+def run_api_processes(settings: Settings, *, workers: int, host: str, port: int, log: str) -> None:
+    """Serve the API from `workers` processes on one socket until Ctrl-C or SIGTERM.
+
+    Each process builds the app from the environment, so the settings go there first
+    (absolute paths: the processes agree on one data folder, database and broker). SQLite
+    serves several processes as it serves the API and the worker: WAL and a busy timeout.
+    SIGTERM ends `serve` with the status a signal gives, as with one process.
+    """
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    os.environ["DISTILLERY_DATA_DIR"] = str(settings.data_dir.resolve())
+    os.environ["DISTILLERY_DATABASE_URL"] = settings.resolved_database_url
+    os.environ["DISTILLERY_BROKER_URL"] = settings.resolved_broker_url
+
+    class Supervisor(Multiprocess):
+        """uvicorn's process supervisor, remembering a SIGTERM."""
+
+        terminated = False
+
+        def handle_term(self) -> None:
+            self.terminated = True
+            super().handle_term()
+
+    config = uvicorn.Config(
+        API_APP, factory=True, host=host, port=port, workers=workers, log_level=log
+    )
+    supervisor = Supervisor(config, sockets=[config.bind_socket()])
+    with contextlib.suppress(KeyboardInterrupt):
+        supervisor.run()
+    if supervisor.terminated:
+        raise SystemExit(128 + signal.SIGTERM)
 
 
 # --- the demo --------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -32,6 +32,29 @@ StudentArch = Literal[
     "fcos_shufflenet_v2_fpn",
     "fcos_mobilenet_v3_fpn",
 ]
+
+LARGEST_STRIDES: dict[str, int] = {
+    **{arch: 32 for arch in get_args(StudentArch)},  # P2..P5
+    **{arch: 32 for arch in get_args(TeacherArch) if not arch.startswith("torchvision_")},
+    "torchvision_retinanet_resnet50_fpn": 128,  # P3..P7
+    "torchvision_retinanet_resnet50_fpn_v2": 128,
+    "torchvision_fcos_resnet50_fpn": 128,
+    "torchvision_fasterrcnn_resnet50_fpn": 64,  # P2..P6 (the max-pooled level)
+    "torchvision_fasterrcnn_resnet50_fpn_v2": 64,
+    "torchvision_fasterrcnn_mobilenet_v3_large_fpn": 64,  # strides 16, 32 and the pooled 64
+}
+"""Stride of each architecture's coarsest pyramid level (core/models; tests/core/test_spec_strides
+checks the table against the models). `data.image_size` must be a multiple of it: otherwise the
+last levels round up and their anchors sit at the wrong stride (400 px gives 30 at P5)."""
+
+
+def valid_image_sizes(size: int, stride: int, *, low: int = 32, high: int = 2048) -> list[int]:
+    """The multiples of `stride` nearest to `size` (below and above) within [low, high]."""
+    below = size // stride * stride
+    return [s for s in (below, below + stride) if low <= s <= high and s != size] or [
+        max(stride, low)
+    ]
+
 
 AblationPreset = Literal["no_kd", "response", "pkd", "single_level", "hierarchical"]
 ABLATION_PRESETS: tuple[AblationPreset, ...] = (
@@ -85,6 +108,12 @@ class DataSpec(_Spec):
     augment: AugmentSpec = Field(default_factory=AugmentSpec)
     max_train_images: int | None = Field(None, ge=1, description="cap for quick runs")
     max_val_images: int | None = Field(None, ge=1)
+    voc_coordinates: Literal["auto", "one_based", "zero_based"] = Field(
+        "auto",
+        description="VOC <bndbox> convention: one_based (the VOC devkit's: pixels 1..W, "
+        "inclusive), zero_based (corners in COCO's pixel coordinates, 0..W); auto: zero_based "
+        "when any box has xmin or ymin 0, else one_based",
+    )
 
     @model_validator(mode="after")
     def _needs_a_source(self) -> DataSpec:
@@ -103,6 +132,12 @@ class TeacherSpec(_Spec):
     pretrained_backbone: str | None = Field(
         None, description="local torchvision ImageNet weights file for the backbone"
     )
+    score_threshold: float = Field(
+        0.05, ge=0.0, lt=1.0, description="detections scoring below it are dropped (eval, export)"
+    )
+    detections_per_image: int = Field(
+        100, ge=1, le=10_000, description="detection cap per image (raise it for dense scenes)"
+    )
 
 
 class StudentSpec(_Spec):
@@ -114,6 +149,12 @@ class StudentSpec(_Spec):
         None, description="local torchvision ImageNet weights file for the backbone"
     )
     checkpoint: str | None = Field(None, description="student weights (evaluate jobs)")
+    score_threshold: float = Field(
+        0.05, ge=0.0, lt=1.0, description="detections scoring below it are dropped (eval, export)"
+    )
+    detections_per_image: int = Field(
+        100, ge=1, le=10_000, description="detection cap per image (raise it for dense scenes)"
+    )
 
 
 class LevelWeights(_Spec):
@@ -205,6 +246,19 @@ class DistillSpec(_Spec):
     diagnose_every: int = Field(
         50, ge=0, description="log each KD term's gradient norm every N steps (0: off)"
     )
+    teacher_precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="the frozen teacher's forward: auto is bf16 on a GPU that supports it and "
+        "fp32 on CPUs (without native bf16 it is slower there)",
+    )
+    teacher_cache: bool = Field(
+        True,
+        description="compute the teacher's features once per (image, flip) and reuse them "
+        "when the augmentation allows (flip only; feature terms only): fp16, in memory",
+    )
+    teacher_cache_mb: int = Field(
+        2048, ge=0, le=1 << 20, description="memory cap of the teacher-feature cache, MiB"
+    )
 
     @model_validator(mode="after")
     def _known_levels(self) -> DistillSpec:
@@ -251,6 +305,12 @@ class ScheduleSpec(_Spec):
     channels_last: bool = Field(True, description="on CUDA only")
     max_steps_per_epoch: int | None = Field(None, ge=1, description="cap for quick runs")
     eval_every: int = Field(1, ge=1, description="evaluate every N epochs and at the end")
+    log_every: int = Field(
+        10,
+        ge=1,
+        description="write loss curves (and check them for NaN on a GPU) every N steps: "
+        "reading a loss waits for the device",
+    )
     finetune_epochs: int = Field(0, ge=0, description="third stage: label-only fine-tune")
     finetune_lr: float | None = Field(None, gt=0.0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -279,6 +339,28 @@ class JobSpec(_Spec):
                 raise ValueError("teacher: distillation needs 'checkpoint' or 'teacher_id'")
         if self.kind == "evaluate" and self.student is None and self.teacher is None:
             raise ValueError("an 'evaluate' job needs a 'student' or a 'teacher' section")
+        return self
+
+    @model_validator(mode="after")
+    def _image_size_fits_strides(self) -> JobSpec:
+        models = [("teacher", self.teacher)]
+        if self.kind != "teacher":
+            models.append(("student", self.student))
+        strides = [
+            (LARGEST_STRIDES.get(m.arch, 1), name, m.arch) for name, m in models if m is not None
+        ]
+        if not strides:
+            return self
+        stride, section, arch = max(strides)
+        size = self.data.image_size
+        if size % stride:
+            cells = -(-size // stride)
+            sizes = " or ".join(str(s) for s in valid_image_sizes(size, stride))
+            raise ValueError(
+                f"data.image_size: {size} px is not a multiple of {stride}, the largest stride "
+                f"of {section}.arch {arch} (its coarsest level would be {cells} cell(s) at a "
+                f"stride of {size // cells} px); use {sizes}"
+            )
         return self
 
     def spec_hash(self) -> str:

@@ -42,6 +42,13 @@ class Batch:
     image_ids: list[int]  # COCO image ids, for evaluation
     scales: list[float]  # original pixels = model pixels / scale (before letterbox pad)
     pads: list[tuple[int, int]] = field(default_factory=list)  # (left, top) letterbox padding
+    flipped: list[bool] = field(default_factory=list)  # mirrored by the augmentation
+
+    def views(self) -> list[tuple[int, bool]] | None:
+        """(image id, flipped) of every image: what the teacher saw, for its feature cache."""
+        if len(self.flipped) != len(self.image_ids):
+            return None
+        return list(zip(self.image_ids, self.flipped, strict=True))
 
     def to(self, device: torch.device) -> Batch:
         """The same batch with tensors on `device`."""
@@ -54,6 +61,7 @@ class Batch:
             image_ids=self.image_ids,
             scales=self.scales,
             pads=self.pads,
+            flipped=self.flipped,
         )
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -14,6 +17,23 @@ DEVELOPMENT_SECRET = "development-only-secret"
 """The placeholder `secret_key`; production refuses it, development replaces it (see below)."""
 
 SECRET_FILE = "secret.key"
+
+ENV_PREFIX = "DISTILLERY_"
+
+OTHER_ENV_NAMES = frozenset(
+    {
+        "DISTILLERY_SERVER",  # the CLI's server URL (cli/connection.py)
+        "DISTILLERY_TOKEN",  # the CLI's API token
+        "DISTILLERY_API_WORKERS",  # `distillery serve`'s API process count (cli/serve.py)
+        "DISTILLERY_API",  # the dashboard's development proxy target (web/vite.config.ts)
+    }
+)
+"""`DISTILLERY_*` variables read outside Settings; every other one must name a setting."""
+
+log = logging.getLogger("distillery.settings")
+
+_warned: set[str] = set()
+"""Unknown variables already warned about by this process (each is named once)."""
 
 
 class Settings(BaseSettings):
@@ -44,6 +64,11 @@ class Settings(BaseSettings):
     validation_timeout_seconds: int = 1800  # an upload validating this long is marked invalid
     job_queue: str = "gpu"
     cors_origins: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _warn_unknown_environment(self) -> Settings:
+        warn_unknown_environment(os.environ)
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
@@ -96,3 +121,38 @@ class Settings(BaseSettings):
     def resolved_blob_root(self) -> Path:
         """The local blob folder."""
         return (self.blob_root or self.data_dir / "blobs").resolve()
+
+
+def known_environment_names() -> frozenset[str]:
+    """Every `DISTILLERY_*` variable something reads: one per setting, and OTHER_ENV_NAMES."""
+    fields = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    return frozenset(fields | OTHER_ENV_NAMES)
+
+
+def unknown_environment(environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(name, nearest known name) of each `DISTILLERY_*` variable that nothing reads."""
+    known = sorted(known_environment_names())
+    found = []
+    for name in sorted(environ):
+        upper = name.upper()  # pydantic-settings matches names case-insensitively
+        if upper.startswith(ENV_PREFIX) and upper not in known:
+            nearest = difflib.get_close_matches(upper, known, n=1, cutoff=0.0)
+            found.append((name, nearest[0] if nearest else known[0]))
+    return found
+
+
+def warn_unknown_environment(environ: Mapping[str, str]) -> list[str]:
+    """Log a warning naming each unknown `DISTILLERY_*` variable (once per process) and the
+    nearest known name; returns the messages logged now."""
+    messages = []
+    for name, nearest in unknown_environment(environ):
+        if name in _warned:
+            continue
+        _warned.add(name)
+        message = (
+            f"environment variable {name} is not a Distillery setting and is ignored; "
+            f"did you mean {nearest}?"
+        )
+        log.warning(message)
+        messages.append(message)
+    return messages

@@ -8,11 +8,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
 from store.blobs import BlobStore, make_blob_store
-from store.db import make_engine, make_session_factory
+from store.db import Engine, Session, make_engine, make_session_factory, sessionmaker
 from store.settings import Settings
 
 
@@ -45,7 +42,9 @@ class WorkerContext:
 
 def build_context(settings: Settings) -> WorkerContext:
     """A fresh context on `settings`."""
-    engine = make_engine(settings.resolved_database_url)
+    # Pinged on every checkout, as before: a worker checks out seldom (heartbeats, metric
+    # batches), so the round trip costs nothing, and a restarted database never fails a lease.
+    engine = make_engine(settings.resolved_database_url, pool_pre_ping=True)
     return WorkerContext(
         settings=settings,
         engine=engine,

@@ -300,7 +300,7 @@ def _run_claimed(
     out = workdir / "out"
     sink = DbMetricSink()
     progress = JobProgressHook(ctx, job.id, keeper=keeper, sink=sink)
-    hooks: list[HookBase] = [MetricSinkHook(sink), progress]
+    hooks: list[HookBase] = [MetricSinkHook(sink, every=spec.schedule.log_every), progress]
     result = run_core_job(
         spec,
         out,

@@ -8,7 +8,6 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, status
 from fastapi.responses import RedirectResponse, StreamingResponse
-from sqlalchemy.orm import Session
 
 from api.deps import (
     BearerCredentials,
@@ -26,6 +25,7 @@ from api.schemas import ArtifactPublic, ArtifactsPublic, TicketPublic
 from api.tickets import TicketQuery, issue_ticket, ticket_or_header_team
 from store import repositories as repo
 from store.blobs import BlobNotFound
+from store.db import Session
 from store.models import Artifact
 
 router = APIRouter(prefix="/jobs", tags=["artifacts"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from sqlalchemy.orm import Session
 
 from api.bounds import parse_row_id
 from api.comparison import COCO_METRICS, headline_metrics, side_by_side, spec_diff
@@ -14,6 +13,7 @@ from api.errors import FieldError, not_found
 from api.routes.jobs import job_publics
 from api.schemas import ComparePublic, SpecDifference
 from store import repositories as repo
+from store.db import Session
 
 router = APIRouter(tags=["compare"])
 

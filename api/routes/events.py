@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from api.bounds import MAX_BIG_ID
@@ -27,6 +26,7 @@ from api.routes.jobs import team_job
 from api.schemas import TicketPublic
 from api.tickets import TicketQuery, issue_ticket, ticket_or_header_team
 from store import repositories as repo
+from store.db import Session, sessionmaker
 from store.models import TERMINAL_JOB_STATES, Job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])

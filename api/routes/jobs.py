@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from typing import Annotated, get_args
 
 from fastapi import APIRouter, Query, Response, status
-from sqlalchemy.orm import Session
 
 from api.bounds import MAX_BIG_ID, parse_row_id
+from api.cursors import MAX_CURSOR_LENGTH, BadCursor, decode_cursor, encode_cursor
 from api.deps import (
     BlobsDep,
     CurrentTeam,
@@ -24,6 +24,7 @@ from api.deps import (
 from api.errors import FieldError, conflict, not_found, unavailable
 from api.filters import NameFilter
 from api.job_specs import accept_spec
+from api.job_summaries import job_summary
 from api.queue import QueueUnavailable
 from api.schemas import (
     JobCreate,
@@ -37,6 +38,7 @@ from api.schemas import (
 from core.spec import JobSpec
 from store import repositories as repo
 from store.blob_keys import job_prefix
+from store.db import Session
 from store.models import JOB_STATES, TERMINAL_JOB_STATES, Job
 
 logger = logging.getLogger(__name__)
@@ -124,8 +126,20 @@ def list_jobs(
     dataset_id: OptionalRowId = None,
     created_by: Annotated[str | None, Query(description="a user id, or 'me'")] = None,
     q: NameFilter = None,
+    after: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_CURSOR_LENGTH,
+            description="the `next_cursor` of the previous page: the rows after it",
+        ),
+    ] = None,
 ) -> JobsPublic:
-    """The team's jobs, newest first, filtered; `count` is the total matching the filters."""
+    """The team's jobs, newest first, filtered; `count` is the total matching the filters.
+
+    Rows are summaries (`JobSummary`: no spec; `GET /jobs/{id}` has it). Page with
+    `?after=<next_cursor>` (keyset: stable while jobs are added, as fast deep in the history)
+    or with `?offset=`; `next_cursor` is None on the last page.
+    """
     states = _csv(state)
     unknown = [s for s in states if s not in JOB_STATES]
     if unknown:
@@ -143,7 +157,15 @@ def list_jobs(
             raise FieldError(
                 422, ["query", "created_by"], f"{created_by!r} is not a user id or 'me'"
             )
-    rows, count = repo.list_jobs(
+    position = None
+    if after is not None:
+        try:
+            position = decode_cursor(after)
+        except BadCursor:
+            raise FieldError(
+                422, ["query", "after"], "not a cursor: pass the next_cursor of a job list"
+            ) from None
+    found = repo.job_page(
         session,
         team_id=team.id,
         state=states or None,
@@ -153,8 +175,13 @@ def list_jobs(
         q=q,
         limit=page.limit,
         offset=page.offset,
+        after=position,
     )
-    return JobsPublic(data=job_publics(session, rows), count=count)
+    return JobsPublic(
+        data=[job_summary(row) for row in found.rows],
+        count=found.total,
+        next_cursor=encode_cursor(*found.next_after) if found.next_after else None,
+    )
 
 
 @router.get("/{job_id}", response_model=JobPublic)

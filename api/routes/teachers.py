@@ -6,7 +6,6 @@ from pathlib import PurePath
 from typing import get_args
 
 from fastapi import APIRouter, Request, Response, status
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import (
@@ -38,6 +37,7 @@ from core.spec import TeacherArch, TeacherSpec
 from store import repositories as repo
 from store.blob_keys import teacher_checkpoint_key
 from store.blobs import BlobStore
+from store.db import Session
 from store.models import TEACHER_STATES
 
 router = APIRouter(prefix="/teachers", tags=["teachers"])

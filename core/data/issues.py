@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 REPR_LIMIT = 80
@@ -57,3 +57,29 @@ class DatasetError(ValueError):
             more = len(self.issues) - 5
             message = f"{message}: {shown}" + (f" (and {more} more)" if more > 0 else "")
         super().__init__(message)
+
+
+@dataclass(frozen=True)
+class DatasetWarning:
+    """Something a usable dataset likely gets wrong: what (`code`), where, and what to do.
+
+    Codes: `class_missing_from_train`, `class_without_boxes`, `objects_below_min_size`.
+    `details` holds the figures behind the message (JSON-able).
+    """
+
+    code: str
+    message: str
+    file: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able mapping of this warning."""
+        return {
+            "code": self.code,
+            "file": self.file,
+            "message": self.message,
+            "details": self.details,
+        }
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.message}" if self.file else self.message

@@ -21,7 +21,7 @@ from core.data.layout import detect_format
 from core.data.paths import relative_name, scrub_paths
 from core.data.source import CocoSplit, DatasetSource, carve_split
 from core.data.transforms import color_jitter, copy_paste_small, letterbox
-from core.data.voc import read_voc
+from core.data.voc import VocCoordinates, read_voc
 from core.spec import AugmentSpec, DataSpec
 from core.structures import Batch, Target
 
@@ -88,10 +88,12 @@ def open_dataset(
     extract_to: Path | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_files: int = DEFAULT_MAX_FILES,
+    voc_coordinates: VocCoordinates = "auto",
 ) -> DatasetSource:
     """Open a COCO or VOC dataset from a folder or a .zip/.tar(.gz) archive (VOC becomes COCO).
 
     Messages name files relative to the dataset root; no image outside it is ever opened.
+    `voc_coordinates` is VOC's `<bndbox>` convention (core.data.voc.read_voc).
     """
     path = Path(path)
     if not path.exists():
@@ -105,7 +107,7 @@ def open_dataset(
     if fmt == "coco":
         splits = read_coco(root)
     elif fmt == "voc":
-        splits = read_voc(root)
+        splits = read_voc(root, coordinates=voc_coordinates)
     else:
         raise ValueError(f"unknown dataset format {format!r}; use auto, coco or voc")
     if not splits:
@@ -140,6 +142,7 @@ class Sample:
     image_id: int
     scale: float
     pad: tuple[int, int]
+    flipped: bool = False  # mirrored by the augmentation
 
 
 class DetectionDataset(Dataset[Sample]):
@@ -219,7 +222,8 @@ class DetectionDataset(Dataset[Sample]):
         image, boxes, labels, source_size = self.load(index)
         aug = self.augment
         rng = self._generator() if aug is not None else None
-        if aug is not None and rng is not None and aug.hflip and rng.random() < 0.5:
+        flipped = bool(aug is not None and rng is not None and aug.hflip and rng.random() < 0.5)
+        if flipped:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
             boxes = boxes.copy()
             boxes[:, [0, 2]] = source_size[0] - boxes[:, [2, 0]]
@@ -247,6 +251,7 @@ class DetectionDataset(Dataset[Sample]):
             image_id=int(self.images[index]["id"]),
             scale=lb.scale,
             pad=lb.pad,
+            flipped=flipped,
         )
 
 
@@ -258,6 +263,7 @@ def collate_batch(samples: list[Sample]) -> Batch:
         image_ids=[s.image_id for s in samples],
         scales=[s.scale for s in samples],
         pads=[s.pad for s in samples],
+        flipped=[s.flipped for s in samples],
     )
 
 
@@ -303,7 +309,7 @@ def build_loaders(
     """
     if data.path is None:
         raise ValueError("data.path is not set (the worker resolves data.dataset_id to a path)")
-    source = open_dataset(Path(data.path), format=data.format)
+    source = open_dataset(Path(data.path), format=data.format, voc_coordinates=data.voc_coordinates)
     train, val = resolve_splits(source, data)
     if not train.coco.get("images"):
         raise DatasetError(f"{Path(data.path).name}: the train split has no image")

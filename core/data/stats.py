@@ -1,8 +1,10 @@
-"""Dataset statistics: boxes per class, COCO size buckets and a histogram of object sizes."""
+"""Dataset statistics: boxes per class (and per split), COCO size buckets, a histogram of
+object sizes and the distribution of image sizes."""
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any
 
 SMALL_THRESHOLD = 32
@@ -12,6 +14,12 @@ MEDIUM_THRESHOLD = 96
 
 HISTOGRAM_EDGES = (0, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 """Edges of the sqrt(area) histogram in pixels; the last bin is extended to the largest box."""
+
+IMAGE_SIDE_EDGES = (0, 256, 512, 640, 800, 1024, 1333, 1600, 2048, 3000, 4096, 8192)
+"""Edges of the histogram of the images' long side in pixels (extended like the box one)."""
+
+COMMON_IMAGE_SIZES = 10
+"""How many of the most frequent (width, height) pairs the statistics list."""
 
 
 def box_area(ann: dict[str, Any]) -> float:
@@ -31,9 +39,11 @@ def size_bucket(area: float) -> str:
     return "large"
 
 
-def _histogram(sides: list[float]) -> dict[str, list[float] | list[int]]:
+def _histogram(
+    sides: list[float], base: tuple[int, ...] = HISTOGRAM_EDGES
+) -> dict[str, list[float] | list[int]]:
     sides = [s for s in sides if math.isfinite(s)]  # an infinite side would extend edges forever
-    edges: list[float] = list(HISTOGRAM_EDGES)
+    edges: list[float] = list(base)
     top = max(sides, default=0.0)
     while top >= edges[-1]:
         edges.append(edges[-1] * 2)
@@ -86,7 +96,38 @@ def dataset_statistics(coco: dict[str, Any]) -> dict[str, Any]:
             "min_height": min(heights, default=0),
             "max_height": max(heights, default=0),
         },
+        "image_sizes": image_size_distribution(images),
     }
+
+
+def image_size_distribution(images: list[dict[str, Any]]) -> dict[str, Any]:
+    """How large the images are: a histogram of the long side and the most common sizes."""
+    sizes = [(int(im.get("width") or 0), int(im.get("height") or 0)) for im in images]
+    common = Counter(sizes).most_common(COMMON_IMAGE_SIZES)
+    return {
+        "long_side": _histogram([float(max(w, h)) for w, h in sizes], IMAGE_SIDE_EDGES),
+        "most_common": [{"width": w, "height": h, "images": n} for (w, h), n in common],
+    }
+
+
+def split_statistics(cocos: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per split: images, boxes and boxes per class (every class of any split, 0 included)."""
+    names: dict[Any, str] = {}
+    for coco in cocos.values():
+        for cat in coco.get("categories", []):
+            names.setdefault(cat["id"], str(cat.get("name", cat["id"])))
+    out = {}
+    for split, coco in cocos.items():
+        per_class = dict.fromkeys(names.values(), 0)
+        for ann in coco.get("annotations", []):
+            name = names.get(ann.get("category_id"), str(ann.get("category_id")))
+            per_class[name] = per_class.get(name, 0) + 1
+        out[split] = {
+            "images": len(coco.get("images", [])),
+            "annotations": len(coco.get("annotations", [])),
+            "boxes_per_class": per_class,
+        }
+    return out
 
 
 def merge_splits(cocos: dict[str, dict[str, Any]], *, shared_ids: bool = False) -> dict[str, Any]:

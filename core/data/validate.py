@@ -19,13 +19,27 @@ from core.data.coco import (
     load_coco_json,
     resolve_image_root,
 )
-from core.data.issues import NAME_LIMIT, DatasetError, ValidationIssue, brief_repr
+from core.data.dataset_warnings import dataset_warnings
+from core.data.issues import (
+    NAME_LIMIT,
+    DatasetError,
+    DatasetWarning,
+    ValidationIssue,
+    brief_repr,
+)
 from core.data.layout import detect_format
 from core.data.paths import OUTSIDE, contained, is_file, relative_name, scrub_paths
-from core.data.stats import dataset_statistics, merge_splits
-from core.data.voc import read_voc
+from core.data.stats import dataset_statistics, merge_splits, split_statistics
+from core.data.voc import VocCoordinates, read_voc
+from core.spec import DataSpec
 
-__all__ = ["ValidationIssue", "ValidationReport", "check_coco_split", "validate_dataset"]
+__all__ = [
+    "DatasetWarning",
+    "ValidationIssue",
+    "ValidationReport",
+    "check_coco_split",
+    "validate_dataset",
+]
 
 BOX_TOLERANCE = 1.0
 """Pixels a box may overhang the image before it counts as outside (float rounding in exports)."""
@@ -35,14 +49,19 @@ DEFAULT_MAX_FILES = 2_000_000
 DEFAULT_MAX_ISSUES = 10_000
 """Issues kept in a report; beyond it one summary issue counts the rest (keeps rows bounded)."""
 
+DEFAULT_IMAGE_SIZE: int = DataSpec.model_fields["image_size"].default
+"""The training size the warnings assume when the caller names none (the spec's default)."""
+
 
 @dataclass
 class ValidationReport:
-    """Every problem found (empty if the dataset is usable) and, if usable, its statistics."""
+    """Every problem found (empty if the dataset is usable) and, if usable, its statistics
+    and the warnings on it (also in `statistics["warnings"]`, which is what the platform keeps)."""
 
     errors: list[ValidationIssue] = field(default_factory=list)
     statistics: dict[str, Any] | None = None
     format: str | None = None
+    warnings: list[DatasetWarning] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -55,6 +74,7 @@ class ValidationReport:
             "ok": self.ok,
             "format": self.format,
             "errors": [e.to_dict() for e in self.errors],
+            "warnings": [w.to_dict() for w in self.warnings],
             "statistics": self.statistics,
         }
 
@@ -290,7 +310,9 @@ def check_coco_split(
     return issues
 
 
-def _validate_coco(root: Path, issues: list[ValidationIssue]) -> dict[str, dict[str, Any]]:
+def _validate_coco(
+    root: Path, issues: list[ValidationIssue], names: dict[str, str]
+) -> dict[str, dict[str, Any]]:
     files = find_coco_layout(root)
     if not files:
         issues.append(ValidationIssue(root.name, f"no COCO layout found; accepted: {COCO_LAYOUTS}"))
@@ -310,11 +332,24 @@ def _validate_coco(root: Path, issues: list[ValidationIssue]) -> dict[str, dict[
         image_root = resolve_image_root(found.base, found.split, coco, root=root)
         issues.extend(check_coco_split(coco, file=rel, image_root=image_root, root=root))
         cocos[found.split] = coco
+        names[found.split] = rel
     return cocos
 
 
+@dataclass(frozen=True)
+class _Options:
+    """What validation assumes of the job that will train on the data."""
+
+    image_size: int = DEFAULT_IMAGE_SIZE
+    train_split: str = "train"
+    voc_coordinates: VocCoordinates = "auto"
+
+
 def _validate_root(
-    root: Path, fmt: Literal["auto", "coco", "voc"], report: ValidationReport
+    root: Path,
+    fmt: Literal["auto", "coco", "voc"],
+    report: ValidationReport,
+    options: _Options,
 ) -> None:
     issues = report.errors
     if fmt == "auto":
@@ -329,15 +364,19 @@ def _validate_root(
         )
         return
     report.format = fmt
+    files: dict[str, str] = {}
     if fmt == "coco":
-        cocos = _validate_coco(root, issues)
+        cocos = _validate_coco(root, issues, files)
     else:
         try:
-            splits = read_voc(root, issues=issues, check_images=True)
+            splits = read_voc(
+                root, issues=issues, check_images=True, coordinates=options.voc_coordinates
+            )
         except DatasetError as exc:
             issues.append(ValidationIssue(root.name, str(exc).removeprefix(f"{root.name}: ")))
             return
         cocos = {name: s.coco for name, s in splits.items()}
+        files = {name: s.source for name, s in splits.items()}
     if issues or not cocos:
         return  # statistics only describe a dataset without problems
     merged = merge_splits(cocos, shared_ids=fmt == "voc")
@@ -348,10 +387,14 @@ def _validate_root(
     else:
         stats = dataset_statistics(merged)
         stats["format"] = fmt
-        stats["splits"] = {
-            name: {"images": len(c["images"]), "annotations": len(c["annotations"])}
-            for name, c in cocos.items()
-        }
+        stats["splits"] = split_statistics(cocos)
+        if fmt == "voc":
+            stats["voc_coordinates"] = next(iter(cocos.values()))["info"]["voc_coordinates"]
+        report.warnings = dataset_warnings(
+            cocos, image_size=options.image_size, train_split=options.train_split, files=files
+        )
+        stats["warnings"] = [w.to_dict() for w in report.warnings]
+        stats["warnings_image_size"] = options.image_size
         report.statistics = stats
 
 
@@ -371,19 +414,25 @@ def validate_dataset(
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_files: int = DEFAULT_MAX_FILES,
     max_issues: int = DEFAULT_MAX_ISSUES,
+    image_size: int = DEFAULT_IMAGE_SIZE,
+    train_split: str = "train",
+    voc_coordinates: VocCoordinates = "auto",
 ) -> ValidationReport:
     """Check a dataset folder or archive and report every problem (file, ids, what is wrong).
 
     Every file is named relative to the dataset root (an archive's members as in the
-    archive), never by an absolute path of this machine.
+    archive), never by an absolute path of this machine. A usable dataset also gets its
+    statistics and warnings (core.data.dataset_warnings) for training at `image_size` on
+    `train_split`; `voc_coordinates` is VOC's `<bndbox>` convention (core.data.voc).
     """
     path = Path(path)
+    options = _Options(image_size, train_split, voc_coordinates)
     report = ValidationReport()
     roots: tuple[Path, ...] = (path,)
     if not path.exists():
         report.errors.append(ValidationIssue(path.name, "no such file or folder"))
     elif path.is_dir():
-        _validate_root(path, format, report)
+        _validate_root(path, format, report, options)
     elif not is_archive(path):
         report.errors.append(ValidationIssue(path.name, "not a folder, zip or tar archive"))
     else:
@@ -395,7 +444,7 @@ def validate_dataset(
             except ArchiveError as exc:
                 report.errors.append(ValidationIssue(path.name, str(exc)))
             else:
-                _validate_root(root, format, report)
+                _validate_root(root, format, report, options)
     report.errors = [_scrubbed(issue, roots) for issue in report.errors]
     if len(report.errors) > max_issues:
         dropped = len(report.errors) - max_issues

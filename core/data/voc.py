@@ -11,7 +11,7 @@ import glob
 import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from PIL import Image
 
@@ -28,6 +28,11 @@ from core.data.source import CocoSplit
 
 BOX_TOLERANCE = 1.0
 """VOC corners are 1-based and inclusive; allow a pixel of slack for 0-based exports."""
+
+VocCoordinates = Literal["auto", "one_based", "zero_based"]
+"""How `<bndbox>` corners count pixels. `one_based`: the VOC devkit's, pixels 1..W inclusive
+(COCO x = xmin - 1, x + w = xmax); `zero_based`: corners in COCO's continuous coordinates
+(x = xmin, x + w = xmax), as many exporters write them."""
 
 VOC_LAYOUT = "Annotations/ + JPEGImages/ (+ ImageSets/Main/<split>.txt), possibly one folder down"
 """The accepted VOC layout, as error messages list it."""
@@ -236,19 +241,58 @@ def _parse_xml(
             )
             continue
         difficult = _text(obj, "difficult") == "1"
-        objects.append({"name": name, "corners": (x1, y1, x2, y2), "difficult": difficult})
+        objects.append(
+            {"name": name, "corners": (x1, y1, x2, y2), "difficult": difficult, "index": index}
+        )
     return record, objects
 
 
+def detect_coordinates(objects: list[dict[str, Any]]) -> Literal["one_based", "zero_based"]:
+    """`zero_based` when a corner rules 1-based pixels out, else `one_based` (the devkit's).
+
+    A 1-based corner is a whole number from 1: any `xmin` or `ymin` of 0, or any corner with a
+    fraction, is a zero-based (continuous) export. `xmax = width` says nothing: it is the last
+    pixel of a 1-based box and the right edge of a zero-based one alike.
+    """
+    for obj in objects:
+        x1, y1, x2, y2 = obj["corners"]
+        if x1 == 0 or y1 == 0 or any(c != int(c) for c in (x1, y1, x2, y2)):
+            return "zero_based"
+    return "one_based"
+
+
+def to_coco_box(
+    corners: tuple[float, float, float, float],
+    width: float,
+    height: float,
+    coordinates: Literal["one_based", "zero_based"],
+) -> list[float]:
+    """COCO `[x, y, w, h]` of VOC corners in the given convention, clipped to the image."""
+    x1, y1, x2, y2 = corners
+    shift = 1.0 if coordinates == "one_based" else 0.0
+    x, y = max(x1 - shift, 0.0), max(y1 - shift, 0.0)
+    return [x, y, min(x2, width) - x, min(y2, height) - y]
+
+
 def read_voc(
-    root: Path, *, issues: list[ValidationIssue] | None = None, check_images: bool = False
+    root: Path,
+    *,
+    issues: list[ValidationIssue] | None = None,
+    check_images: bool = False,
+    coordinates: VocCoordinates = "auto",
 ) -> dict[str, CocoSplit]:
     """Every split of a VOC dataset as COCO dicts (categories sorted by name, ids 1..K).
 
     Problems are appended to `issues` and the item skipped; without `issues`, the first
     problems raise DatasetError. `check_images` decodes every picture and compares it with
     its `<size>` (validation); otherwise a picture is opened only when `<size>` is missing.
+    `coordinates` is the `<bndbox>` convention (`auto`: `detect_coordinates` on every box);
+    each split's `info` records the one used as `voc_coordinates`.
     """
+    if coordinates not in ("auto", "one_based", "zero_based"):
+        raise ValueError(
+            f"voc_coordinates: {brief_repr(coordinates)} is not auto, one_based or zero_based"
+        )
     strict = issues is None
     found: list[ValidationIssue] = [] if issues is None else issues
     voc = find_voc_root(root)
@@ -265,6 +309,27 @@ def read_voc(
         parsed = _parse_xml(xml_path, voc, root, rel, image_id, found, check_image=check_images)
         if parsed is not None:
             records[xml_path.stem] = parsed
+    convention: Literal["one_based", "zero_based"] = (
+        detect_coordinates([o for _, objs in records.values() for o in objs])
+        if coordinates == "auto"
+        else coordinates
+    )
+    for stem, (record, objects) in records.items():
+        kept = []
+        for obj in objects:
+            box = to_coco_box(obj["corners"], record["width"], record["height"], convention)
+            if box[2] <= 0 or box[3] <= 0:  # xmin = xmax is one pixel only when 1-based
+                found.append(
+                    ValidationIssue(
+                        relative_name(voc / "Annotations" / f"{stem}.xml", root),
+                        f"object {obj['index']} ({obj['name']}): box {list(obj['corners'])} has no "
+                        f"area in {convention} coordinates",
+                        record["id"],
+                    )
+                )
+                continue
+            kept.append({**obj, "bbox": box})
+        records[stem] = (record, kept)
     names = sorted({o["name"] for _, objs in records.values() for o in objs})
     cat_ids = {name: i + 1 for i, name in enumerate(names)}
     categories = [{"id": cat_ids[n], "name": n, "supercategory": "none"} for n in names]
@@ -297,10 +362,7 @@ def read_voc(
             record, objects = records[stem]
             images.append(record)
             for obj in objects:
-                x1, y1, x2, y2 = obj["corners"]
-                # 1-based inclusive corners -> 0-based [x, y, w, h]
-                x, y = max(x1 - 1.0, 0.0), max(y1 - 1.0, 0.0)
-                w, h = min(x2, record["width"]) - x, min(y2, record["height"]) - y
+                x, y, w, h = obj["bbox"]
                 ann_id += 1
                 annotations.append(
                     {
@@ -314,7 +376,10 @@ def read_voc(
                     }
                 )
         coco = {
-            "info": {"description": f"converted from Pascal VOC ({voc.name})"},
+            "info": {
+                "description": f"converted from Pascal VOC ({voc.name})",
+                "voc_coordinates": convention,
+            },
             "licenses": [],
             "images": images,
             "annotations": annotations,

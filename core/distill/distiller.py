@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from core.distill.context import context_loss
+from core.distill.feature_cache import TeacherFeatureCache
 from core.distill.masks import LevelMasks, build_level_masks
 from core.distill.response import (
     ResponseDistillation,
@@ -52,6 +53,18 @@ class TeacherPass:
     head: dict[str, Tensor] | None = None
 
 
+def teacher_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of the teacher's forward for `distill.teacher_precision`, or None
+    for float32: `auto` is bf16 on a CUDA device that supports it, float32 elsewhere."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
 def scale_gradient(value: Tensor, factor: Tensor | float) -> Tensor:
     """`value` unchanged, its gradient multiplied by `factor` (a detached scalar)."""
     detached = value.detach()
@@ -92,6 +105,7 @@ class HierarchicalDistiller(nn.Module):
         self.skipped_levels: list[str] = []
         self.response: ResponseDistillation | None = None
         self.head_pairs: list[tuple[str, str]] = []  # (teacher level, student level)
+        self.feature_cache: TeacherFeatureCache | None = None  # set by the job when allowed
         if teacher is not None:
             self._freeze(teacher)
             self.plans = self._plan_levels(teacher, student)
@@ -206,15 +220,26 @@ class HierarchicalDistiller(nn.Module):
         warmup = self.spec.warmup_steps
         return 1.0 if warmup == 0 else min(1.0, (step + 1) / warmup)
 
+    accepts_views = True  # the trainer passes each batch's (image id, flipped) views
+
     def forward(
-        self, images: Tensor, targets: list[Target] | None = None, *, step: int = 0
+        self,
+        images: Tensor,
+        targets: list[Target] | None = None,
+        *,
+        step: int = 0,
+        views: list[tuple[int, bool]] | None = None,
     ) -> dict[str, Tensor]:
-        """Named, already weighted losses: det/* from the student and kd/* per term and level."""
+        """Named, already weighted losses: det/* from the student and kd/* per term and level.
+
+        `views` ((image id, flipped) per image) lets the teacher-feature cache, when set,
+        read the teacher's features back instead of computing them.
+        """
         if self.teacher is None or not self.kd_enabled:
             return dict(self.student(images, targets).losses)
         student = self.student_pass(images, targets)
         losses = dict(student.output.losses)
-        teacher = self.teacher_pass(images)
+        teacher = self.teacher_pass(images, views)
         ramp = self.ramp(step)
         for name, value in self.kd_terms(images, targets, student, teacher).items():
             losses[name] = ramp * value
@@ -226,14 +251,39 @@ class HierarchicalDistiller(nn.Module):
             return self.student.forward_dense(images, targets)
         return DenseOutput(output=self.student(images, targets), head={})
 
-    @torch.no_grad()
-    def teacher_pass(self, images: Tensor) -> TeacherPass:
-        """The frozen teacher's features (and head outputs when a term reads them)."""
+    def teacher_pass(
+        self, images: Tensor, views: list[tuple[int, bool]] | None = None
+    ) -> TeacherPass:
+        """The frozen teacher's features (and head outputs when a term reads them), from the
+        feature cache where it is set and the batch's views are known."""
         assert self.teacher is not None
         if self.response is not None or self.head_pairs:
-            features, head = self.teacher.dense_outputs(images)
+            features, head = self._teacher_forward(images, dense=True)
             return TeacherPass(features=features, head=head)
-        return TeacherPass(features=self.teacher.extract_features(images))
+        if self.feature_cache is not None and views is not None:
+            features = self.feature_cache.features(
+                images, views, lambda sub: self._teacher_forward(sub, dense=False)[0]
+            )
+            return TeacherPass(features=features)
+        return TeacherPass(features=self._teacher_forward(images, dense=False)[0])
+
+    def _teacher_forward(
+        self, images: Tensor, *, dense: bool
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor] | None]:
+        """The teacher in inference mode (bf16 where `teacher_dtype` says so); its outputs
+        are copied out of inference mode so that the KD terms may save them for backward."""
+        assert self.teacher is not None
+        dtype = teacher_dtype(self.spec.teacher_precision, images.device)
+        with torch.inference_mode(), torch.autocast(
+            images.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+        ):
+            if dense:
+                features, head = self.teacher.dense_outputs(images)
+            else:
+                features, head = self.teacher.extract_features(images), None
+        features = {k: v.clone() for k, v in features.items()}
+        head = {k: v.clone() for k, v in head.items()} if head is not None else None
+        return features, head
 
     def kd_terms(
         self,

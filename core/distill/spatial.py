@@ -54,18 +54,25 @@ def cell_weights(
     return fg_weight * fg / fg.sum().clamp_min(EPS) + bg_weight * bg / bg.sum().clamp_min(EPS)
 
 
+def _solve_ridge(gram: Tensor, cross: Tensor, samples: Tensor) -> Tensor:
+    """(C_s + 1, C_t) ridge solution from the design's Gram and cross moments.
+
+    The ridge grows in proportion to parameters per effective sample: little with many
+    cells, a lot where few cells (coarse levels, small batches) would let the fit chase noise.
+    """
+    ridge = RIDGE * gram.diagonal().mean().clamp_min(EPS) * gram.shape[0] / samples
+    eye = torch.eye(gram.shape[0], device=gram.device, dtype=gram.dtype)
+    return torch.linalg.solve(gram + ridge * eye, cross)
+
+
 def _ridge_map(student: Tensor, teacher: Tensor, weights: Tensor) -> Tensor:
     """(C_s + 1, C_t) weighted ridge solution of teacher ~ [student, 1] over (M, C) samples."""
     ones = torch.ones_like(student[:, :1])
     design = torch.cat([student, ones], dim=1)  # (M, C_s + 1)
     gram = design.T @ (weights * design)  # (C_s + 1, C_s + 1)
     cross = design.T @ (weights * teacher)  # (C_s + 1, C_t)
-    # Shrink in proportion to parameters per effective sample: little with many cells, a
-    # lot where few cells (coarse levels, small batches) would let the fit chase noise.
     samples = weights.sum().pow(2) / weights.pow(2).sum().clamp_min(EPS)
-    ridge = RIDGE * gram.diagonal().mean().clamp_min(EPS) * design.shape[1] / samples
-    eye = torch.eye(gram.shape[0], device=gram.device, dtype=gram.dtype)
-    return torch.linalg.solve(gram + ridge * eye, cross)
+    return _solve_ridge(gram, cross, samples)
 
 
 def fitted_projection(student: Tensor, teacher: Tensor, weights: Tensor) -> Tensor:
@@ -86,6 +93,71 @@ def fitted_projection(student: Tensor, teacher: Tensor, weights: Tensor) -> Tens
     return predicted.reshape(batch, height, width, -1).permute(0, 3, 1, 2)
 
 
+def _moments(
+    student: Tensor, teacher: Tensor, weights: Tensor, *, standardize_teacher: bool = False
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Weighted second moments of the design [student, 1] and the teacher, over every cell.
+
+    Returns the Gram (C_s + 1, C_s + 1) of the design, its cross moments (C_s + 1, C_t) with
+    the teacher and the teacher's weighted energy (a scalar), each one einsum over the
+    (N, C, H*W) maps: no transposed copy of a map and no predicted map is materialised.
+    `standardize_teacher`: the moments of the teacher standardised per channel over N, H, W
+    (`standardize_channels`), folded into the moments instead of written out as a map.
+    """
+    s = student.flatten(2)  # (N, C_s, HW)
+    t = teacher.flatten(2)  # (N, C_t, HW)
+    w = weights.flatten(2)  # (N, 1, HW)
+    ws = s * w  # (N, C_s, HW)
+    gram_ss = torch.einsum("nci,ndi->cd", ws, s)  # (C_s, C_s)
+    sum_ws = ws.sum(dim=(0, 2))  # (C_s,)
+    total = w.sum()
+    gram = torch.cat(
+        [
+            torch.cat([gram_ss, sum_ws[:, None]], dim=1),
+            torch.cat([sum_ws[None], total.reshape(1, 1)], dim=1),
+        ]
+    )  # (C_s + 1, C_s + 1)
+    cross_st = torch.einsum("nci,nti->ct", ws, t)  # (C_s, C_t)
+    sum_wt = torch.einsum("nui,nti->t", w, t)  # (C_t,)
+    sum_wtt = torch.einsum("nui,nti->t", w, t * t)  # (C_t,)
+    if standardize_teacher:
+        # t_hat = (t - mean) / (std + EPS) per channel, in every moment that reads it.
+        var, mean = torch.var_mean(t, dim=(0, 2), unbiased=False)  # (C_t,)
+        scale = 1.0 / (var.sqrt() + EPS)
+        cross_st = (cross_st - sum_ws[:, None] * mean[None]) * scale[None]
+        sum_wtt = (sum_wtt - 2.0 * mean * sum_wt + mean.pow(2) * total) * scale.pow(2)
+        sum_wt = (sum_wt - mean * total) * scale
+    cross = torch.cat([cross_st, sum_wt[None]], dim=0)  # (C_s + 1, C_t)
+    return gram, cross, sum_wtt.sum()
+
+
+def fitted_residual(
+    student: Tensor, teacher: Tensor, weights: Tensor, *, standardize_teacher: bool = False
+) -> Tensor:
+    """Weighted mean over cells and channels of (teacher - fitted projection of student)^2.
+
+    The same value and student gradient as projecting with `fitted_projection` and taking the
+    weighted mean of the squared error, in moment form: with D = [student, 1], G = D'WD,
+    X = D'WT and the detached ridge map P, sum_i w_i |P'd_i - t_i|^2 = tr(P'GP) - 2 tr(P'X)
+    + sum_i w_i |t_i|^2. The cost is that of G and X (computed once, for the fit and the loss)
+    instead of the fit plus a predicted (N, C_t, H, W) map and its error; `weights` (N, 1, H, W)
+    sum to the loss's own normalisation; `standardize_teacher` as in `_moments`.
+    """
+    with torch.autocast(student.device.type, enabled=False):
+        gram, cross, energy = _moments(
+            student.float(),
+            teacher.detach().float(),
+            weights.float(),
+            standardize_teacher=standardize_teacher,
+        )
+        with torch.no_grad():
+            samples = weights.sum().pow(2) / weights.pow(2).sum().clamp_min(EPS)
+            mapping = _solve_ridge(gram.detach(), cross.detach(), samples)
+        residual = (mapping * (gram @ mapping)).sum() - 2.0 * (mapping * cross).sum() + energy
+    # The residual of a least-squares fit is >= 0; rounding may leave a tiny negative.
+    return residual.clamp_min(0.0) / teacher.shape[1]
+
+
 def spatial_loss(
     student: Tensor,
     teacher: Tensor,
@@ -95,13 +167,15 @@ def spatial_loss(
     bg_weight: float = 0.5,
     normalize: bool = True,
     fitted: bool = False,
+    fused: bool = True,
 ) -> Tensor:
     """fg_weight * fg-weighted mean + bg_weight * bg mean of the squared error (N, C, H, W).
 
     Each mean is over the batch's cells (per object with scale-aware masks), so a weight means
     the same at every level whatever its size. Without masks: the mean over every element.
     `fitted`: the student's own map, mapped to the teacher's channels by `fitted_projection`;
-    otherwise an adapted map of the teacher's shape.
+    otherwise an adapted map of the teacher's shape. `fused` computes the fitted term in
+    moment form (`fitted_residual`); off, by an explicit projection (the reference).
     """
     if (
         student.shape[0] != teacher.shape[0]
@@ -114,7 +188,15 @@ def spatial_loss(
     # float32: batch statistics, squares and the fit are fragile in half precision.
     student, teacher = student.float(), teacher.detach().float()
     if normalize:
-        student, teacher = standardize_channels(student), standardize_channels(teacher)
+        student = standardize_channels(student)
+    if fitted and fused:
+        if masks is None:
+            weights = torch.full_like(student[:, :1], 1.0 / student[:, :1].numel())
+        else:
+            weights = cell_weights(masks, student, fg_weight=fg_weight, bg_weight=bg_weight)
+        return fitted_residual(student, teacher, weights, standardize_teacher=normalize)
+    if normalize:
+        teacher = standardize_channels(teacher)
     if fitted:
         weights = cell_weights(masks, student, fg_weight=fg_weight, bg_weight=bg_weight)
         student = fitted_projection(student, teacher, weights)

@@ -137,7 +137,8 @@ class EvalHook(HookBase):
 
 
 class MetricSinkHook(HookBase):
-    """Writes loss terms, `loss/total`, `lr` and `throughput` each step, `eval/*` when new, and
+    """Writes loss terms, `loss/total`, `lr` and `throughput` every `every` steps (and at the
+    stage's first and last), `eval/*` when new, and
     the gradient diagnosis (`kd/grad/...`, `det/grad`) of the steps the trainer diagnosed."""
 
     def __init__(self, sink: MetricSink, *, every: int = 1) -> None:
@@ -150,7 +151,8 @@ class MetricSinkHook(HookBase):
         """Write the step's series every `every` steps (the diagnosis whenever it is new)."""
         state = self.trainer.state
         values: dict[str, float] = {}
-        if state.step % self.every == 0:
+        # The first and last steps always: a short stage still has both ends of its curves.
+        if state.step % self.every == 0 or state.step in (1, state.total_steps):
             values.update(state.losses)
             values["loss/total"] = state.loss_total
             values["lr"] = state.lr
@@ -181,9 +183,12 @@ class MetricSinkHook(HookBase):
 class ProgressBarHook(HookBase):
     """A tqdm bar over the stage's steps with its loss terms, learning rate and ETA."""
 
-    def __init__(self, *, description: str | None = None, max_terms: int = 6) -> None:
+    def __init__(
+        self, *, description: str | None = None, max_terms: int = 6, every: int = 1
+    ) -> None:
         self.description = description
         self.max_terms = max_terms
+        self.every = max(every, 1)  # loss terms shown every N steps: reading them syncs
         self._bar: Any = None
 
     def before_train(self) -> None:
@@ -205,6 +210,9 @@ class ProgressBarHook(HookBase):
         if self._bar is None:
             return
         state = self.trainer.state
+        if state.step % self.every and state.step != state.total_steps:
+            self._bar.update(1)
+            return
         postfix: dict[str, str] = {"loss": f"{state.loss_total:.3f}"}
         for name, value in list(state.losses.items())[: self.max_terms]:
             postfix[name.split("/", 1)[-1]] = f"{value:.3f}"

@@ -74,6 +74,38 @@ def diagnosis_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+PICTURE_SECTIONS: tuple[tuple[str, str], ...] = (
+    ("attention", "Attention (teacher above, student below; GT boxes in green)"),
+    (
+        "gradcam",
+        "Grad-CAM of the top detections per level (teacher above, student below; explained "
+        "boxes in white, GT in green)",
+    ),
+    (
+        "boxes",
+        "Predicted boxes (teacher left, student right): true positives green, false positives "
+        "red, missed objects amber (IoU 0.5)",
+    ),
+)
+"""Report sections of the job's pictures, by file name prefix (`attention_01.png`, ...)."""
+
+
+def picture_lines(path: Path, pictures: Sequence[Path]) -> list[str]:
+    """Markdown lines linking the pictures under one heading per kind."""
+    lines: list[str] = []
+    for prefix, heading in PICTURE_SECTIONS:
+        chosen = [p for p in pictures if p.stem.startswith(f"{prefix}_")]
+        if chosen:
+            lines += ["", f"## {heading}", ""]
+            lines += [f"![{p.stem}]({p.relative_to(path.parent)})" for p in chosen]
+    known = tuple(f"{prefix}_" for prefix, _ in PICTURE_SECTIONS)
+    others = [p for p in pictures if not p.stem.startswith(known)]
+    if others:
+        lines += ["", "## Pictures", ""]
+        lines += [f"![{p.stem}]({p.relative_to(path.parent)})" for p in others]
+    return lines
+
+
 def write_report(
     path: Path, *, spec: JobSpec, metrics: dict[str, Any], pictures: Sequence[Path] = ()
 ) -> Path:
@@ -118,8 +150,6 @@ def write_report(
     if "export" in metrics:
         diff = metrics["export"].get("onnx_max_abs_diff")
         lines += ["", f"ONNX export: onnxruntime vs PyTorch max |diff| = {diff:.2e}."]
-    if pictures:
-        lines += ["", "## Attention (teacher above, student below; GT boxes in green)", ""]
-        lines += [f"![{p.stem}]({p.relative_to(path.parent)})" for p in pictures]
+    lines += picture_lines(path, pictures)
     path.write_text("\n".join(lines) + "\n")
     return path

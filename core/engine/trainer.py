@@ -60,8 +60,8 @@ class TrainerState:
     epochs: int = 0
     step: int = 0
     total_steps: int = 0
-    losses: dict[str, float] = field(default_factory=dict)
-    loss_total: float = 0.0
+    loss_values: dict[str, torch.Tensor] = field(default_factory=dict)
+    """The last step's loss terms, detached on the device: read as floats through `losses`."""
     lr: float = 0.0
     images_per_sec: float = 0.0
     eta_seconds: float | None = None
@@ -70,6 +70,24 @@ class TrainerState:
     grad_norms: dict[str, float] = field(default_factory=dict)
     grad_step: int | None = None  # the step whose losses `grad_norms` diagnosed
     grad_history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+
+    _floats: tuple[int, dict[str, float]] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def losses(self) -> dict[str, float]:
+        """The last step's loss terms as floats: one host synchronisation, once per step."""
+        if self._floats is None or self._floats[0] != self.step:
+            names = list(self.loss_values)
+            values = (
+                torch.stack([self.loss_values[n].float() for n in names]).tolist() if names else []
+            )
+            self._floats = (self.step, dict(zip(names, values, strict=True)))
+        return self._floats[1]
+
+    @property
+    def loss_total(self) -> float:
+        """The sum of the last step's loss terms."""
+        return float(sum(self.losses.values()))
 
     def progress(self) -> dict[str, Any]:
         """The JSON progress record of the contracts (JobPublic.progress): the one owner.
@@ -154,6 +172,7 @@ class Trainer:
         channels_last: bool = False,
         clip_mode: str = "separate",
         diagnose_every: int = 0,
+        check_every: int = 10,
     ) -> None:
         self.device = torch.device(device)
         self.model = model
@@ -166,6 +185,7 @@ class Trainer:
             raise ValueError(f"clip_mode: 'separate' or 'joint', not {clip_mode!r}")
         self.clip_mode = clip_mode
         self.diagnose_every = max(diagnose_every, 0)
+        self.check_every = max(check_every, 1)
         on_cuda = self.device.type == "cuda"
         # Mixed precision and channels_last pay off on GPUs only; on CPU they are ignored.
         self.amp = amp and on_cuda
@@ -289,15 +309,21 @@ class Trainer:
         images = batch.images
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
+        extra: dict[str, Any] = {}
+        if getattr(unwrap(self.model), "accepts_views", False):
+            extra["views"] = batch.views()
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-            output = self.model(images, batch.targets, step=self.state.step)
+            output = self.model(images, batch.targets, step=self.state.step, **extra)
         losses: dict[str, torch.Tensor] = (
             output.losses if isinstance(output, DetectorOutput) else output
         )
         if not losses:
             raise RuntimeError("the model returned no losses in training mode")
         total = torch.stack([value.float() for value in losses.values()]).sum()
-        if not torch.isfinite(total):
+        # On a GPU a finiteness check waits for the step: check every `check_every` steps
+        # (a diverged run fails a few steps late); on the CPU it costs nothing, so always.
+        due = self.device.type == "cpu" or self.state.step % self.check_every == 0
+        if due and not torch.isfinite(total):
             terms = {name: float(value.detach()) for name, value in losses.items()}
             raise FloatingPointError(f"non-finite loss at step {self.state.step}: {terms}")
         if self.diagnose_every and self.state.step % self.diagnose_every == 0:
@@ -316,8 +342,8 @@ class Trainer:
         if self.scheduler is not None:
             self.scheduler.step()
         self.state.step += 1
-        self.state.losses = {name: float(value.detach()) for name, value in losses.items()}
-        self.state.loss_total = float(total.detach())
+        # No host synchronisation here: hooks turn the values into floats when they log them.
+        self.state.loss_values = {name: value.detach() for name, value in losses.items()}
         return int(images.shape[0])
 
     def _params(self) -> list[torch.Tensor]:

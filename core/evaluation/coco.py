@@ -1,10 +1,12 @@
-"""COCO box evaluation with pycocotools: AP, AP50, AP75, AP_small/medium/large and per class."""
+"""COCO box evaluation with pycocotools: COCO's AP figures, AI-TOD's tiny-object size bins,
+class-agnostic AP and AP per class."""
 
 from __future__ import annotations
 
 import contextlib
 import copy
 import io
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,13 +14,73 @@ import numpy as np
 
 from core.structures import Batch, Detections
 
-METRIC_NAMES: tuple[str, ...] = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large")
-"""The summary metrics, in pycocotools' order (stats[0:6]); values are in [0, 1]."""
+COCO_METRIC_NAMES: tuple[str, ...] = (
+    "AP",
+    "AP50",
+    "AP75",
+    "AP_small",
+    "AP_medium",
+    "AP_large",
+)
+"""COCO's summary metrics, in pycocotools' order (stats[0:6]); values are in [0, 1]."""
+
+TINY_BINS: dict[str, tuple[float, float]] = {
+    "AP_very_tiny": (0.0, 8.0),
+    "AP_tiny": (8.0, 16.0),
+    "AP_small_16": (16.0, 32.0),
+}
+"""AI-TOD's size bins (Wang et al., ICPR 2020) on sqrt(area) in original pixels: very tiny
+below 8 px, tiny 8-16 px, small 16-32 px (COCO's AP_small is everything below 32 px)."""
+
+AGNOSTIC_METRIC = "AP_agnostic"
+"""AP at IoU 0.5:0.95 with every class merged into one (a box counts whatever its label)."""
+
+METRIC_NAMES: tuple[str, ...] = (*COCO_METRIC_NAMES, *TINY_BINS, AGNOSTIC_METRIC)
+"""Every figure of `evaluate()["bbox"]`; -1 where the ground truth has no such object."""
+
+DEFAULT_MAX_DETECTIONS = 100
+"""COCO's cap on the detections scored per image (a detector emitting more raises it)."""
+
+
+AREA_RANGES: dict[str, tuple[float, float]] = {
+    "AP_small": (0.0, 32.0**2),
+    "AP_medium": (32.0**2, 96.0**2),
+    "AP_large": (96.0**2, 1e5**2),
+    **{name: (low**2, high**2) for name, (low, high) in TINY_BINS.items()},
+}
+"""The area range of each size-restricted figure (the others score every box)."""
 
 
 def empty_metrics() -> dict[str, Any]:
     """The result of an evaluation that had nothing to score: every AP 0."""
     return {"bbox": dict.fromkeys(METRIC_NAMES, 0.0), "per_class": {}}
+
+
+def _without_detections(ground_truth: dict[str, Any], image_ids: list[int]) -> dict[str, Any]:
+    """What pycocotools gives when nothing was detected: 0, or -1 where no object is scored."""
+    wanted = set(image_ids)
+    areas = [
+        float(ann["area"])
+        for ann in ground_truth.get("annotations", [])
+        if int(ann["image_id"]) in wanted and not ann.get("iscrowd", 0)
+    ]
+    bbox = dict.fromkeys(METRIC_NAMES, 0.0 if areas else -1.0)
+    for name, (low, high) in AREA_RANGES.items():
+        # pycocotools keeps a box whose area lies in [low, high], both ends included.
+        bbox[name] = 0.0 if any(low <= area <= high for area in areas) else -1.0
+    return {"bbox": bbox, "per_class": {}}
+
+
+def _mean_precision(evaluator: Any, *, area: int, category: int | None = None) -> float:
+    """Mean precision of one area range at the largest detection cap (-1 if nothing to score).
+
+    The average pycocotools' `summarize` takes for AP: over the IoU thresholds 0.5:0.95,
+    the recall thresholds and the categories (or one), ignoring the -1 of absent ground truth.
+    """
+    precision = evaluator.eval["precision"][:, :, :, area, -1]  # (T, R, K)
+    values = precision if category is None else precision[:, :, category]
+    values = values[values > -1]
+    return float(values.mean()) if values.size else -1.0
 
 
 def _clean_ground_truth(gt: dict[str, Any]) -> dict[str, Any]:
@@ -86,14 +148,26 @@ class CocoEvaluator:
                     }
                 )
 
+    def max_detections(self) -> int:
+        """The per-image cap COCOeval scores at: 100, or more when a detector emitted more."""
+        counts = Counter(int(result["image_id"]) for result in self.results)
+        return max(DEFAULT_MAX_DETECTIONS, max(counts.values(), default=0))
+
     def evaluate(self) -> dict[str, Any]:
-        """`{"bbox": {AP, AP50, ...}, "per_class": {name: AP}}`; -1 where GT has no such objects."""
+        """`{"bbox": {METRIC_NAMES}, "per_class": {name: AP}}`; -1 where GT has no such object.
+
+        COCO's six figures, AI-TOD's size bins (`TINY_BINS`) and the class-agnostic AP, all at
+        the detection cap `max_detections()`.
+        """
         image_ids = sorted(set(self.image_ids))
-        if not self.results or not image_ids:
+        if not image_ids:
             return empty_metrics()
+        if not self.results:
+            return _without_detections(self.ground_truth, image_ids)
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
 
+        cap = self.max_detections()
         with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints as it goes
             coco_gt = COCO()
             coco_gt.dataset = self.ground_truth
@@ -101,17 +175,33 @@ class CocoEvaluator:
             coco_dt = coco_gt.loadRes(copy.deepcopy(self.results))
             evaluator = COCOeval(coco_gt, coco_dt, iouType="bbox")
             evaluator.params.imgIds = image_ids
+            evaluator.params.maxDets = [1, 10, cap]
+            # COCO's four area ranges first (summarize looks them up by label), then the bins.
+            evaluator.params.areaRng = [
+                *evaluator.params.areaRng,
+                *(list(AREA_RANGES[name]) for name in TINY_BINS),
+            ]
+            evaluator.params.areaRngLbl = [*evaluator.params.areaRngLbl, *TINY_BINS]
             evaluator.evaluate()
             evaluator.accumulate()
             evaluator.summarize()
-        stats = [float(v) for v in evaluator.stats[: len(METRIC_NAMES)]]
-        bbox = dict(zip(METRIC_NAMES, stats, strict=True))
-        # Mean AP over IoU 0.5:0.95 of each category: precision is (T, R, K, A, M).
-        precision = evaluator.eval["precision"]
+            agnostic = COCOeval(coco_gt, coco_dt, iouType="bbox")
+            agnostic.params.imgIds = image_ids
+            agnostic.params.maxDets = [1, 10, cap]
+            agnostic.params.areaRng = agnostic.params.areaRng[:1]
+            agnostic.params.areaRngLbl = agnostic.params.areaRngLbl[:1]
+            agnostic.params.useCats = 0
+            agnostic.evaluate()
+            agnostic.accumulate()
+        stats = [float(v) for v in evaluator.stats[: len(COCO_METRIC_NAMES)]]
+        bbox = dict(zip(COCO_METRIC_NAMES, stats, strict=True))
+        first_bin = len(evaluator.params.areaRng) - len(TINY_BINS)
+        for index, name in enumerate(TINY_BINS):
+            bbox[name] = _mean_precision(evaluator, area=first_bin + index)
+        bbox[AGNOSTIC_METRIC] = _mean_precision(agnostic, area=0)
+        # Mean AP over IoU 0.5:0.95 of each category.
         per_class: dict[str, float] = {}
         for k, cat_id in enumerate(evaluator.params.catIds):
-            values = precision[:, :, k, 0, -1]
-            values = values[values > -1]
             name = self.category_names.get(int(cat_id), str(cat_id))
-            per_class[name] = float(values.mean()) if values.size else -1.0
+            per_class[name] = _mean_precision(evaluator, area=0, category=k)
         return {"bbox": bbox, "per_class": per_class}

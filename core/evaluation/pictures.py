@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,28 +38,37 @@ def heat_colours(values: np.ndarray) -> np.ndarray:
     return (rgb * 255).astype(np.uint8)
 
 
-def _image_tile(image: Tensor) -> Image.Image:
+def image_tile(image: Tensor, side: int = TILE) -> Image.Image:
+    """A (3, H, W) image in [0, 1] as a `side` x `side` PIL picture."""
     pixels = (image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).astype(
         np.uint8
     )
-    return Image.fromarray(pixels).resize((TILE, TILE), Image.Resampling.BILINEAR)
+    return Image.fromarray(pixels).resize((side, side), Image.Resampling.BILINEAR)
 
 
-def _overlay(image: Image.Image, attention: Tensor) -> Image.Image:
+def overlay(image: Image.Image, attention: Tensor) -> Image.Image:
+    """The picture blended with a heat map of a (H, W) map in [0, 1], resized to it."""
     side = image.size[0]
     resized = F.interpolate(attention[None, None], size=(side, side), mode="bilinear")[0, 0]
     heat = Image.fromarray(heat_colours(resized.cpu().numpy()))
     return Image.blend(image, heat, 0.55)
 
 
-def _draw_boxes(tile: Image.Image, boxes: Tensor, image_size: int) -> None:
+def draw_boxes(
+    tile: Image.Image,
+    boxes: Tensor,
+    image_size: int,
+    colour: tuple[int, int, int] = (0, 255, 0),
+) -> None:
+    """Draw model-pixel boxes (x1 y1 x2 y2 at `image_size`) on a picture of any side."""
     draw = ImageDraw.Draw(tile)
     factor = tile.size[0] / image_size
-    for x1, y1, x2, y2 in (boxes.detach().cpu() * factor).tolist():
-        draw.rectangle((x1, y1, x2, y2), outline=(0, 255, 0), width=2)
+    for x1, y1, x2, y2 in (boxes.detach().cpu().reshape(-1, 4) * factor).tolist():
+        draw.rectangle((x1, y1, max(x2, x1), max(y2, y1)), outline=colour, width=2)
 
 
-def _caption(tile: Image.Image, text: str) -> None:
+def caption(tile: Image.Image, text: str) -> None:
+    """White text on a black band in the picture's top-left corner."""
     draw = ImageDraw.Draw(tile)
     draw.rectangle((0, 0, 8 + 7 * len(text), 14), fill=(0, 0, 0))
     draw.text((3, 1), text, fill=(255, 255, 255))
@@ -74,21 +84,46 @@ def small_object_count(batch: Batch, index: int) -> int:
     return int((areas < SMALL_AREA).sum())
 
 
-def select_small_object_images(
+@dataclass(frozen=True)
+class PictureSample:
+    """One val image chosen for pictures: model-pixel tensor, its ground truth and its id."""
+
+    image: Tensor  # (3, S, S) in [0, 1]
+    boxes: Tensor  # (M, 4) model pixels
+    labels: Tensor  # (M,) 1..K
+    image_id: int
+    small_objects: int
+
+
+def small_object_samples(
     batches: Iterable[Batch], *, count: int, max_batches: int = 32
-) -> list[tuple[Tensor, Tensor]]:
-    """(image, GT boxes) of the `count` images with most small objects among the first batches."""
-    candidates: list[tuple[int, int, Tensor, Tensor]] = []
+) -> list[PictureSample]:
+    """The `count` images with most COCO-small objects among the first batches (first wins)."""
+    candidates: list[PictureSample] = []
     for batch_index, batch in enumerate(batches):
         if batch_index >= max_batches:
             break
         for index in range(len(batch.image_ids)):
-            small = small_object_count(batch, index)
+            target = batch.targets[index]
             candidates.append(
-                (small, -len(candidates), batch.images[index], batch.targets[index]["boxes"])
+                PictureSample(
+                    image=batch.images[index],
+                    boxes=target["boxes"],
+                    labels=target["labels"],
+                    image_id=int(batch.image_ids[index]),
+                    small_objects=small_object_count(batch, index),
+                )
             )
-    candidates.sort(key=lambda item: (item[0], item[1]), reverse=True)
-    return [(image, boxes) for _, _, image, boxes in candidates[:count]]
+    order = sorted(range(len(candidates)), key=lambda i: (-candidates[i].small_objects, i))
+    return [candidates[i] for i in order[:count]]
+
+
+def select_small_object_images(
+    batches: Iterable[Batch], *, count: int, max_batches: int = 32
+) -> list[tuple[Tensor, Tensor]]:
+    """(image, GT boxes) of the `count` images with most small objects among the first batches."""
+    chosen = small_object_samples(batches, count=count, max_batches=max_batches)
+    return [(sample.image, sample.boxes) for sample in chosen]
 
 
 def _features(model: nn.Module, images: Tensor) -> dict[str, Tensor]:
@@ -122,19 +157,19 @@ def attention_pictures(
         chosen = select_small_object_images(batches, count=count)
         for number, (image, boxes) in enumerate(chosen, start=1):
             image_size = image.shape[-1]
-            base = _image_tile(image)
+            base = image_tile(image)
             rows: list[list[Image.Image]] = []
             for role, model in models:
                 features = _features(model, image[None].to(device))
                 levels = [name for name in ("p2", "p3", "p4", "p5") if name in features]
                 first = base.copy()
-                _draw_boxes(first, boxes, image_size)
-                _caption(first, role)
+                draw_boxes(first, boxes, image_size)
+                caption(first, role)
                 row = [first]
                 for level in levels:
-                    tile = _overlay(base, attention_map(features[level], p=p)[0].cpu())
-                    _draw_boxes(tile, boxes, image_size)
-                    _caption(tile, f"{role} {level}")
+                    tile = overlay(base, attention_map(features[level], p=p)[0].cpu())
+                    draw_boxes(tile, boxes, image_size)
+                    caption(tile, f"{role} {level}")
                     row.append(tile)
                 rows.append(row)
             width = max(len(row) for row in rows) * TILE

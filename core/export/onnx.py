@@ -1,22 +1,66 @@
-"""ONNX export of a detector's dense head outputs, checked against PyTorch with onnxruntime."""
+"""ONNX export of a detector, checked against PyTorch with onnxruntime: its dense head
+outputs (what `distillery predict` post-processes), or its detections with the post-processing
+inside (boxes, scores, labels). Both carry the model's metadata in `metadata_props`."""
 
 from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import onnx
 import torch
 from torch import nn
+
+from core.export.metadata import detector_metadata
+from core.export.weights import metadata_strings
+from core.models.detectors import Detector
 
 ONNX_OPSET = 17
 DEFAULT_TOLERANCE = 1e-3
 """Largest absolute difference allowed between onnxruntime's and PyTorch's outputs."""
 
+DETECTION_OUTPUTS = ("boxes", "scores", "labels")
+"""Outputs of the post-processed export: (D, 4) x1 y1 x2 y2 in model pixels, (D,), (D,) 1..K."""
+
 
 class OnnxParityError(RuntimeError):
     """The exported model's outputs differ from PyTorch's by more than the tolerance."""
+
+
+class DetectionOutputs(nn.Module):
+    """Wraps a detector in eval mode so that forward returns one image's boxes, scores, labels."""
+
+    def __init__(self, detector: nn.Module) -> None:
+        super().__init__()
+        self.detector = detector
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The detections of the first (only) image, post-processed as in `Detector.forward`."""
+        found = self.detector(images).detections[0]
+        return found["boxes"], found["scores"], found["labels"]
+
+
+def write_metadata(path: Path, metadata: Mapping[str, Any]) -> None:
+    """Replace an ONNX file's `metadata_props` with `metadata` (non-strings JSON-encoded)."""
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, metadata_strings(dict(metadata)))
+    onnx.save(model, str(path))
+
+
+def _describe(
+    path: Path, detector: nn.Module, metadata: Mapping[str, Any] | None, outputs: list[str]
+) -> None:
+    """Write `metadata_props` when `metadata` is given: the detector's own description
+    (core/export/metadata.py), then `metadata`, then the names of the ONNX's outputs."""
+    if metadata is None:
+        return
+    described = detector_metadata(detector) if isinstance(detector, Detector) else {}
+    write_metadata(path, {**described, **metadata, "onnx_outputs": outputs})
 
 
 class RawOutputs(nn.Module):
@@ -40,8 +84,14 @@ def export_onnx(
     image_size: int,
     tolerance: float = DEFAULT_TOLERANCE,
     seed: int = 0,
+    metadata: Mapping[str, Any] | None = None,
 ) -> float:
-    """Export `detector.raw_outputs` at a fixed (1, 3, S, S) input; return the parity diff."""
+    """Export `detector.raw_outputs` at a fixed (1, 3, S, S) input; return the parity diff.
+
+    With `metadata` (a job passes its `provenance`), the file's `metadata_props` hold
+    `detector_metadata` (core/export/metadata.py), then `metadata`, then `onnx_outputs`;
+    without, none (`distillery predict` then wants a sidecar).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     # A CPU copy: the caller's model stays on its device and in its mode.
     detector = copy.deepcopy(detector).cpu().eval()
@@ -64,6 +114,7 @@ def export_onnx(
             output_names=names,
             do_constant_folding=True,
         )
+    _describe(path, detector, metadata, names)
     diff = onnx_parity(path, images, [reference[name] for name in names])
     if not diff <= tolerance:
         raise OnnxParityError(
@@ -72,12 +123,62 @@ def export_onnx(
     return diff
 
 
+def export_onnx_detections(
+    detector: nn.Module,
+    path: Path,
+    *,
+    image_size: int,
+    tolerance: float = DEFAULT_TOLERANCE,
+    seed: int = 0,
+    metadata: Mapping[str, Any] | None = None,
+) -> float:
+    """Export the detector with its post-processing inside: (1, 3, S, S) images in, outputs
+    `boxes`, `scores`, `labels` (torchvision's NMS as ONNX NonMaxSuppression) out; the score
+    threshold and detection cap are the detector's at export; `metadata` as in `export_onnx`.
+    Returns the parity diff (boxes, scores, labels) on a random image; OnnxParityError when
+    onnxruntime finds other detections."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    detector = copy.deepcopy(detector).cpu().eval()
+    wrapper = DetectionOutputs(detector).eval()
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.rand(1, 3, image_size, image_size, generator=generator)
+    with torch.inference_mode():
+        reference = list(wrapper(images))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+        torch.onnx.export(
+            wrapper,
+            (images,),
+            str(path),
+            dynamo=False,
+            opset_version=ONNX_OPSET,
+            input_names=["images"],
+            output_names=list(DETECTION_OUTPUTS),
+            dynamic_axes={name: {0: "detections"} for name in DETECTION_OUTPUTS},
+            do_constant_folding=True,
+        )
+    _describe(path, detector, metadata, list(DETECTION_OUTPUTS))
+    diff = onnx_parity(path, images, reference)
+    if not diff <= tolerance:
+        raise OnnxParityError(
+            f"{path}: onnxruntime differs from PyTorch by {diff:.3g} > {tolerance}"
+        )
+    return diff
+
+
 def onnx_parity(path: Path, images: torch.Tensor, expected: list[torch.Tensor]) -> float:
-    """Max absolute difference between onnxruntime's CPU outputs and `expected`."""
+    """Max absolute difference between onnxruntime's CPU outputs and `expected`
+    (OnnxParityError when an output's shape differs, e.g. another number of detections)."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     outputs = session.run(None, {session.get_inputs()[0].name: images.numpy()})
+    for meta, got, want in zip(session.get_outputs(), outputs, expected, strict=True):
+        if tuple(np.shape(got)) != tuple(want.shape):
+            raise OnnxParityError(
+                f"{path}: output {meta.name} has shape {tuple(np.shape(got))} in onnxruntime "
+                f"but {tuple(want.shape)} in PyTorch"
+            )
     diffs = [
         float(np.max(np.abs(np.asarray(got) - want.detach().float().numpy()), initial=0.0))
         for got, want in zip(outputs, expected, strict=True)

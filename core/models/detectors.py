@@ -184,6 +184,37 @@ class Detector(nn.Module):
             tuple(generator.aspect_ratios),
         )
 
+    def set_postprocess(
+        self, *, score_threshold: float | None = None, detections_per_image: int | None = None
+    ) -> None:
+        """Set the eval-mode post-processing: score threshold and detection cap per image."""
+        model = self._torchvision[0]
+        holder = model.roi_heads if isinstance(model, FasterRCNN) else model
+        if score_threshold is not None:
+            if not 0.0 <= score_threshold < 1.0:
+                raise ValueError(f"score_threshold must be in [0, 1) (got {score_threshold})")
+            holder.score_thresh = float(score_threshold)
+        if detections_per_image is not None:
+            if detections_per_image < 1:
+                raise ValueError(
+                    f"detections_per_image must be positive (got {detections_per_image})"
+                )
+            holder.detections_per_img = int(detections_per_image)
+
+    def postprocess_settings(self) -> dict[str, float | int]:
+        """The eval-mode post-processing: score_threshold, detections_per_image, nms_threshold
+        and (one-stage heads) topk_candidates, the best candidates kept per level before NMS."""
+        model = self._torchvision[0]
+        holder = model.roi_heads if isinstance(model, FasterRCNN) else model
+        settings: dict[str, float | int] = {
+            "score_threshold": float(holder.score_thresh),
+            "detections_per_image": int(holder.detections_per_img),
+            "nms_threshold": float(holder.nms_thresh),
+        }
+        if not isinstance(model, FasterRCNN):
+            settings["topk_candidates"] = int(model.topk_candidates)
+        return settings
+
     def normalize(self, images: Tensor) -> Tensor:
         """ImageNet-normalised images from [0, 1] images."""
         return (images - self.pixel_mean) / self.pixel_std
@@ -464,29 +495,36 @@ def build_teacher(
     image_size: int,
     fpn_channels: int = 256,
     pretrained_backbone: str | Path | None = None,
+    score_threshold: float = SCORE_THRESHOLD,
+    detections_per_image: int = DETECTIONS_PER_IMAGE,
 ) -> Detector:
     """A teacher detector of a core.spec TeacherArch, randomly initialised (nothing downloaded)."""
     if arch in TORCHVISION_ARCHS:
-        return _torchvision_detector(
+        detector = _torchvision_detector(
             arch,
             num_classes=num_classes,
             image_size=image_size,
             fpn_channels=fpn_channels,
             pretrained_backbone=pretrained_backbone,
         )
-    if arch not in TEACHER_ARCHS:
+    elif arch in TEACHER_ARCHS:
+        family, trunk = TEACHER_ARCHS[arch]
+        detector = _own_detector(
+            arch,
+            family,
+            trunk,
+            num_classes=num_classes,
+            image_size=image_size,
+            fpn_channels=fpn_channels,
+            pretrained_backbone=pretrained_backbone,
+        )
+    else:
         known = sorted([*TEACHER_ARCHS, *TORCHVISION_ARCHS])
         raise ValueError(f"teacher.arch: unknown architecture {arch!r}; known: {known}")
-    family, trunk = TEACHER_ARCHS[arch]
-    return _own_detector(
-        arch,
-        family,
-        trunk,
-        num_classes=num_classes,
-        image_size=image_size,
-        fpn_channels=fpn_channels,
-        pretrained_backbone=pretrained_backbone,
+    detector.set_postprocess(
+        score_threshold=score_threshold, detections_per_image=detections_per_image
     )
+    return detector
 
 
 def build_student(
@@ -496,6 +534,8 @@ def build_student(
     image_size: int,
     fpn_channels: int = 96,
     pretrained_backbone: str | Path | None = None,
+    score_threshold: float = SCORE_THRESHOLD,
+    detections_per_image: int = DETECTIONS_PER_IMAGE,
 ) -> Detector:
     """A compact student detector of a core.spec StudentArch (P2..P5), randomly initialised."""
     if arch not in STUDENT_ARCHS:
@@ -503,7 +543,7 @@ def build_student(
             f"student.arch: unknown architecture {arch!r}; known: {sorted(STUDENT_ARCHS)}"
         )
     family, trunk = STUDENT_ARCHS[arch]
-    return _own_detector(
+    detector = _own_detector(
         arch,
         family,
         trunk,
@@ -512,3 +552,7 @@ def build_student(
         fpn_channels=fpn_channels,
         pretrained_backbone=pretrained_backbone,
     )
+    detector.set_postprocess(
+        score_threshold=score_threshold, detections_per_image=detections_per_image
+    )
+    return detector

@@ -48,6 +48,8 @@ def load_teacher(spec: TeacherSpec, *, num_classes: int, image_size: int) -> Det
         num_classes=num_classes,
         image_size=image_size,
         fpn_channels=spec.fpn_channels,
+        score_threshold=spec.score_threshold,
+        detections_per_image=spec.detections_per_image,
     )
     load_weights(teacher, load_state_dict(spec.checkpoint), source=spec.checkpoint)
     return teacher

@@ -68,6 +68,7 @@ class RunContext:
     on_checkpoint: Callable[[Path], None] | None
     resume: dict[str, Any] | None
     last_eval: dict[str, Any] | None = None
+    feature_cache_dir: Path | None = None
 
     def evaluator(self) -> CocoEvaluator:
         """A fresh COCO evaluator of the val split."""

@@ -1,4 +1,4 @@
-"""What a job leaves behind: metrics.json, report.md, weights with provenance."""
+"""What a job leaves behind: metrics.json, report.md, weights with provenance, pictures."""
 
 from __future__ import annotations
 
@@ -9,10 +9,17 @@ from typing import Any
 from torch import nn
 
 from core.engine.report import write_report
+from core.evaluation.box_pictures import box_pictures
 from core.evaluation.efficiency import efficiency_ratios, efficiency_report
+from core.evaluation.pictures import small_object_samples
+from core.explain.pictures import gradcam_pictures
+from core.export.metadata import categories_metadata, detector_metadata
 from core.export.weights import file_checksum
 from core.models.detectors import Detector
-from core.pipeline.context import STUDENT_FORMAT, ArtifactFile, JobResult, RunContext
+from core.pipeline.context import STUDENT_FORMAT, ArtifactFile, JobResult, RunContext, log
+
+EXPLAINED_IMAGES = 4
+"""Val images (those with the most small objects) the Grad-CAM and box pictures show."""
 
 
 def efficiency_of(
@@ -65,19 +72,17 @@ def job_metrics(
 def provenance(
     run: RunContext, model: Detector, result: dict[str, Any], *, role: str
 ) -> dict[str, Any]:
-    """The metadata an exported weights file carries: what it is and where it came from."""
+    """The metadata an exported model (safetensors, ONNX) carries: what it is (input, classes,
+    anchors, post-processing: core/export/metadata.py) and where it came from."""
     spec = run.spec
     metadata: dict[str, Any] = {
         "format": role,
-        "arch": model.arch,
-        "family": model.family,
-        "num_classes": model.num_classes,
-        "image_size": model.image_size,
+        **detector_metadata(model),
         "fpn_channels": (spec.student if role == STUDENT_FORMAT else spec.teacher).fpn_channels,  # type: ignore[union-attr]
         "spec_hash": spec.spec_hash(),
         "spec": spec.model_dump(mode="json"),
         "metrics": result["bbox"],
-        "categories": run.info.categories,
+        "categories": categories_metadata(run.info.categories),
     }
     if role == STUDENT_FORMAT and spec.teacher is not None:
         metadata["teacher_arch"] = spec.teacher.arch
@@ -85,6 +90,24 @@ def provenance(
         if checkpoint and Path(checkpoint).is_file():
             metadata["teacher_checksum"] = "sha256:" + file_checksum(Path(checkpoint))
     return metadata
+
+
+def explanation_pictures(
+    run: RunContext, *, teacher: nn.Module | None, student: nn.Module
+) -> list[ArtifactFile]:
+    """Grad-CAM (`gradcam_NN.png`: teacher above, student below) and predicted boxes coloured
+    TP / FP / missed (`boxes_NN.png`: teacher left) on the val images with most small objects."""
+    models: list[tuple[str, nn.Module]] = [("student", student)]
+    if teacher is not None:
+        models.insert(0, ("teacher", teacher))
+    samples = small_object_samples(run.val_loader, count=EXPLAINED_IMAGES)
+    if not samples:
+        return []
+    out = run.out / "pictures"
+    log.info("drawing Grad-CAM and box pictures")
+    paths = gradcam_pictures(models=models, samples=samples, out_dir=out, device=run.device)
+    paths += box_pictures(models=models, samples=samples, out_dir=out, device=run.device)
+    return [ArtifactFile("picture", path) for path in paths]
 
 
 def finish(run: RunContext, metrics: dict[str, Any], artifacts: list[ArtifactFile]) -> JobResult:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from core.distill.distiller import HierarchicalDistiller
+from core.distill.distiller import HierarchicalDistiller, teacher_dtype
+from core.distill.feature_cache import TeacherFeatureCache, cache_namespace, cache_refusal
 from core.engine.randomness import seed_everything
 from core.evaluation.pictures import attention_pictures
 from core.export.onnx import export_onnx
-from core.export.weights import save_safetensors
+from core.export.weights import file_checksum, save_safetensors
 from core.models.checkpoints import load_state_dict, load_weights
 from core.models.detectors import Detector, build_student, build_teacher
 from core.models.teachers import load_teacher
@@ -20,7 +22,13 @@ from core.pipeline.context import (
     RunContext,
     log,
 )
-from core.pipeline.outputs import efficiency_of, finish, job_metrics, provenance
+from core.pipeline.outputs import (
+    efficiency_of,
+    explanation_pictures,
+    finish,
+    job_metrics,
+    provenance,
+)
 from core.pipeline.stages import DetectionTraining, absorption, grad_summary, train_stage
 
 
@@ -34,6 +42,8 @@ def teacher_job(run: RunContext) -> JobResult:
         image_size=spec.data.image_size,
         fpn_channels=spec.teacher.fpn_channels,
         pretrained_backbone=spec.teacher.pretrained_backbone,
+        score_threshold=spec.teacher.score_threshold,
+        detections_per_image=spec.teacher.detections_per_image,
     )
     if spec.teacher.checkpoint:
         source = spec.teacher.checkpoint
@@ -61,6 +71,36 @@ def teacher_job(run: RunContext) -> JobResult:
     return finish(run, metrics, artifacts)
 
 
+def attach_feature_cache(run: RunContext, distiller: HierarchicalDistiller) -> str | None:
+    """Give the distiller a teacher-feature cache when the job allows one; else say why not."""
+    spec = run.spec
+    refusal = cache_refusal(spec)
+    if refusal is None and run.context.enabled:
+        refusal = "distributed runs see each image on one rank only: no cache"
+    if refusal is not None or spec.teacher is None or not spec.teacher.checkpoint:
+        return refusal or "no teacher weights"
+    data = spec.data
+    namespace = cache_namespace(
+        teacher_digest=file_checksum(Path(spec.teacher.checkpoint)),
+        data={
+            "path": data.path,
+            "train_split": data.train_split,
+            "format": data.format,
+            "image_size": data.image_size,
+            "max_train_images": data.max_train_images,
+            "hflip": data.augment.hflip,
+            "precision": str(teacher_dtype(spec.distill.teacher_precision, run.device)),
+        },
+        levels=[plan.teacher for plan in distiller.plans],
+    )
+    distiller.feature_cache = TeacherFeatureCache(
+        namespace,
+        max_bytes=spec.distill.teacher_cache_mb << 20,
+        directory=run.feature_cache_dir,
+    )
+    return None
+
+
 def distill_job(run: RunContext, teacher_cache: dict[str, Any] | None) -> JobResult:
     """Distil a student from the teacher (then fine-tune); weights, ONNX, metrics, pictures."""
     spec = run.spec
@@ -79,6 +119,8 @@ def distill_job(run: RunContext, teacher_cache: dict[str, Any] | None) -> JobRes
         image_size=spec.data.image_size,
         fpn_channels=spec.student.fpn_channels,
         pretrained_backbone=spec.student.pretrained_backbone,
+        score_threshold=spec.student.score_threshold,
+        detections_per_image=spec.student.detections_per_image,
     )
     distiller = HierarchicalDistiller(
         teacher if spec.distill.enabled else None, student, weights=spec.distill
@@ -87,6 +129,9 @@ def distill_job(run: RunContext, teacher_cache: dict[str, Any] | None) -> JobRes
     if distiller.kd_enabled:
         log.info("distillation pairs: %s", distiller.pairs)
         diagnosis["distill/pairs"] = distiller.pairs
+        refusal = attach_feature_cache(run, distiller)
+        if refusal is not None:
+            diagnosis["distill/teacher_cache"] = {"enabled": False, "reason": refusal}
     # ... and the same batches, whatever the adapters drew.
     seed_everything(spec.seed + 1)
     if run.resume is not None and run.resume["stage"] == "finetune":
@@ -107,6 +152,11 @@ def distill_job(run: RunContext, teacher_cache: dict[str, Any] | None) -> JobRes
         )
         if state.grad_history:
             diagnosis["kd/grad"] = grad_summary(state.grad_history)
+    if distiller.feature_cache is not None:
+        stats = distiller.feature_cache.stats
+        log.info("teacher-feature cache: %.0f %% of views read back", 100 * stats.hit_rate)
+        diagnosis["distill/teacher_cache"] = {"enabled": True, **stats.as_dict()}
+        distiller.feature_cache = None  # the memory goes with the job
     if spec.schedule.finetune_epochs > 0:
         train_stage(
             run,
@@ -122,7 +172,12 @@ def distill_job(run: RunContext, teacher_cache: dict[str, Any] | None) -> JobRes
     artifacts: list[ArtifactFile] = []
     onnx_path = run.out / "student.onnx"
     log.info("exporting the student to ONNX")
-    onnx_diff = export_onnx(student, onnx_path, image_size=spec.data.image_size)
+    onnx_diff = export_onnx(
+        student,
+        onnx_path,
+        image_size=spec.data.image_size,
+        metadata=provenance(run, student, metrics_student, role=STUDENT_FORMAT),
+    )
     artifacts.append(ArtifactFile("student_onnx", onnx_path))
     eff_student = efficiency_of(run, student, onnx_path=onnx_path)
     metrics_teacher = eff_teacher = None
@@ -152,6 +207,7 @@ def distill_job(run: RunContext, teacher_cache: dict[str, Any] | None) -> JobRes
         p=spec.distill.semantic.p,
     )
     artifacts.extend(ArtifactFile("picture", path) for path in pictures)
+    artifacts.extend(explanation_pictures(run, teacher=teacher, student=student))
     return finish(run, metrics, artifacts)
 
 
@@ -168,6 +224,8 @@ def evaluate_job(run: RunContext) -> JobResult:
             num_classes=run.info.num_classes,
             image_size=spec.data.image_size,
             fpn_channels=spec.student.fpn_channels,
+            score_threshold=spec.student.score_threshold,
+            detections_per_image=spec.student.detections_per_image,
         )
         source = spec.student.checkpoint
         load_weights(student, load_state_dict(source), source=source)

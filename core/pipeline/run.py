@@ -29,11 +29,14 @@ def run_job(
     progress: bool = False,
     on_checkpoint: Callable[[Path], None] | None = None,
     teacher_cache: dict[str, Any] | None = None,
+    feature_cache_dir: Path | None = None,
 ) -> JobResult:
     """Run `spec`, writing metrics.json, report.md, weights, ONNX, pictures and checkpoints.
 
     `teacher_cache`, when given, keeps the teacher's evaluation and efficiency between jobs
     that share one teacher (an ablation): filled by the first job, reused by the next.
+    `feature_cache_dir`, when given, keeps the teacher's features on disk for the jobs that
+    share teacher, data and transform (core.distill.feature_cache); memory only otherwise.
     Raises TrainingCanceled when a hook cancels.
     """
     out = Path(out)
@@ -57,6 +60,7 @@ def run_job(
         progress=progress,
         on_checkpoint=on_checkpoint,
         resume=load_checkpoint(resume) if resume is not None else None,
+        feature_cache_dir=feature_cache_dir,
     )
     if spec.kind == "teacher":
         result = teacher_job(run)

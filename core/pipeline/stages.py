@@ -62,7 +62,7 @@ def train_stage(
     scheduler = build_lr_scheduler(optimizer, schedule, total_steps=epochs * steps)
     stage_hooks: list[HookBase] = []
     if run.progress and run.context.is_main:
-        stage_hooks.append(ProgressBarHook(description=stage))
+        stage_hooks.append(ProgressBarHook(description=stage, every=schedule.log_every))
     eval_hook = None
     if run.context.is_main:
         eval_hook = EvalHook(lambda: run.evaluate(evaluated), every=schedule.eval_every)
@@ -88,6 +88,7 @@ def train_stage(
         channels_last=schedule.channels_last,
         clip_mode=schedule.clip_mode,
         diagnose_every=diagnose_every,
+        check_every=schedule.log_every,
     )
     if run.resume is not None and run.resume["stage"] == stage:
         trainer.load_checkpoint_state(run.resume)

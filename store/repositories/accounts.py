@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from store.models import (
@@ -179,6 +182,100 @@ def user_for_token(session: Session, *, token: str, now: datetime | None = None)
         row.last_used_at = now
         session.flush()
     return user
+
+
+@dataclass(frozen=True)
+class TokenAccess:
+    """What a live token grants: its active user, and one team membership when asked for.
+
+    `team_id`, `team_name` and `role` are None when the user is in no team (or not in the
+    team asked for). `token_id` and `last_used_at` serve `note_token_use`.
+    """
+
+    user: User
+    token_id: int
+    last_used_at: datetime | None
+    team_id: int | None = None
+    team_name: str | None = None
+    role: str | None = None
+
+
+@functools.lru_cache(maxsize=4)
+def _access_statement(*, team: bool, team_id: bool) -> Select:  # type: ignore[type-arg]  # Select[...] differs in SQLAlchemy 2.0 and 2.1
+    """The token-access query of one shape, built once (the values are parameters)."""
+    columns = (User, ApiToken.id, ApiToken.last_used_at)
+    live = (
+        ApiToken.token_hash == bindparam("token_hash"),
+        ApiToken.revoked_at.is_(None),
+        User.is_active.is_(True),
+    )
+    if not team:
+        return select(*columns).join(ApiToken, ApiToken.user_id == User.id).where(*live).limit(1)
+    member_of = [Membership.user_id == User.id]
+    if team_id:
+        member_of.append(Membership.team_id == bindparam("team_id"))
+    return (
+        select(*columns, Team.id, Team.name, Membership.role)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .outerjoin(Membership, and_(*member_of))
+        .outerjoin(Team, Team.id == Membership.team_id)
+        .where(*live)
+        .order_by(Membership.id)
+        .limit(1)
+    )
+
+
+def token_access(
+    session: Session, *, token: str, team: bool = False, team_id: int | None = None
+) -> TokenAccess | None:
+    """The live token's active user and (with `team`) a membership, in ONE query; or None.
+
+    With `team`: the membership in `team_id`, or the user's first team (oldest membership)
+    when `team_id` is None. Writes nothing: `note_token_use` notes the use when it is due.
+    """
+    statement = _access_statement(team=team, team_id=team and team_id is not None)
+    params: dict[str, Any] = {"token_hash": hash_token(token)}
+    if team and team_id is not None:
+        params["team_id"] = team_id
+    found = session.execute(statement, params).first()
+    if found is None:
+        return None
+    if not team:
+        return TokenAccess(user=found[0], token_id=found[1], last_used_at=found[2])
+    user, token_id, last_used_at, found_team_id, team_name, role = found
+    return TokenAccess(
+        user=user,
+        token_id=token_id,
+        last_used_at=last_used_at,
+        team_id=found_team_id,
+        team_name=team_name,
+        role=role if found_team_id is not None else None,
+    )
+
+
+def note_token_use(session: Session, *, access: TokenAccess, now: datetime | None = None) -> bool:
+    """Note the token's use when its last noted use is older than `TOKEN_TOUCH_INTERVAL`.
+
+    No statement at all while the last use is recent, so most requests write nothing; the
+    UPDATE is conditional, so processes noting the same use at once write it once. True when
+    an UPDATE was sent: the caller commits (on an autocommit session it committed itself).
+    """
+    now = now or utcnow()
+    if access.last_used_at is not None and now - access.last_used_at <= TOKEN_TOUCH_INTERVAL:
+        return False
+    session.execute(
+        update(ApiToken)
+        .where(
+            ApiToken.id == access.token_id,
+            or_(
+                ApiToken.last_used_at.is_(None),
+                ApiToken.last_used_at < now - TOKEN_TOUCH_INTERVAL,
+            ),
+        )
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return True
 
 
 def list_tokens(session: Session, *, user_id: int) -> list[ApiToken]:

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from store.models import (
@@ -14,6 +29,7 @@ from store.models import (
     JobEvent,
     MetricPoint,
     Teacher,
+    User,
     utcnow,
 )
 from store.repositories.common import StateConflict, affected_rows, like_pattern, paged, scoped
@@ -73,6 +89,193 @@ def job_by_id(session: Session, *, job_id: int) -> Job | None:
     return session.get(Job, job_id, populate_existing=True)
 
 
+def _job_filters(
+    *,
+    team_id: int,
+    state: str | Sequence[str] | None,
+    kind: str | None,
+    dataset_id: int | None,
+    created_by: int | None,
+    q: str | None,
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [Job.team_id == team_id]
+    if state is not None:
+        conditions.append(Job.state.in_([state] if isinstance(state, str) else list(state)))
+    if kind is not None:
+        conditions.append(Job.kind == kind)
+    if dataset_id is not None:
+        conditions.append(Job.dataset_id == dataset_id)
+    if created_by is not None:
+        conditions.append(Job.created_by == created_by)
+    if q:
+        conditions.append(Job.name.ilike(like_pattern(q), escape="\\"))
+    return conditions
+
+
+class JobListRow(NamedTuple):
+    """One row of a job list: the job's columns but its lease, with its creator's e-mail.
+
+    `spec_json` and `metrics_json` are those columns' JSON text, read for the page's rows only:
+    the API reduces them to the list's summary (and may cache what it makes of a text).
+    """
+
+    id: int
+    team_id: int
+    name: str
+    kind: str
+    state: str
+    spec_json: str | None
+    spec_hash: str
+    dataset_id: int | None
+    teacher_id: int | None
+    created_by: int | None
+    creator_email: str | None
+    progress: dict[str, Any] | None
+    metrics_json: str | None
+    attempt: int
+    max_attempts: int
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime | None
+
+
+# In JobListRow's order.
+_LIST_COLUMNS = (
+    Job.id,
+    Job.team_id,
+    Job.name,
+    Job.kind,
+    Job.state,
+    cast(Job.spec, Text).label("spec_json"),
+    Job.spec_hash,
+    Job.dataset_id,
+    Job.teacher_id,
+    Job.created_by,
+    User.email.label("creator_email"),
+    Job.progress,
+    cast(Job.metrics, Text).label("metrics_json"),
+    Job.attempt,
+    Job.max_attempts,
+    Job.cancel_requested,
+    Job.created_at,
+    Job.started_at,
+    Job.finished_at,
+    Job.updated_at,
+)
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """A page of a job list: its rows, the count matching the filters, where the next starts.
+
+    `next_after` is the (created_at, id) of the page's last row when more rows follow: pass it
+    as `after` for the next page.
+    """
+
+    rows: list[JobListRow]
+    total: int
+    next_after: tuple[datetime, int] | None
+
+
+@functools.lru_cache(maxsize=128)
+def _page_statement(
+    *, states: bool, kind: bool, dataset: bool, creator: bool, search: bool, keyset: bool
+) -> Select:  # type: ignore[type-arg]  # Select[...] differs in SQLAlchemy 2.0 and 2.1
+    """The page statement of one combination of filters, built once (values are parameters).
+
+    The count of the filter LEFT JOINed to the page: one row even when the page is empty.
+    The page's JSON texts are read only for its own rows, not for those an offset skips.
+    """
+    conditions: list[ColumnElement[bool]] = [Job.team_id == bindparam("team_id")]
+    if states:
+        conditions.append(Job.state.in_(bindparam("states", expanding=True)))
+    if kind:
+        conditions.append(Job.kind == bindparam("kind"))
+    if dataset:
+        conditions.append(Job.dataset_id == bindparam("dataset_id"))
+    if creator:
+        conditions.append(Job.created_by == bindparam("created_by"))
+    if search:
+        conditions.append(Job.name.ilike(bindparam("pattern"), escape="\\"))
+    position: list[ColumnElement[bool]] = []
+    if keyset:
+        position.append(
+            or_(
+                Job.created_at < bindparam("after_at"),
+                and_(Job.created_at == bindparam("after_at"), Job.id < bindparam("after_id")),
+            )
+        )
+    counted = select(func.count().label("total")).select_from(Job).where(*conditions).subquery()
+    page = (
+        select(*_LIST_COLUMNS)
+        .outerjoin(User, User.id == Job.created_by)
+        .where(*conditions, *position)
+        .order_by(Job.created_at.desc(), Job.id.desc())
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+        .subquery()
+    )
+    return (
+        select(counted.c.total, page)
+        .select_from(counted.outerjoin(page, true()))
+        .order_by(page.c.created_at.desc(), page.c.id.desc())
+    )
+
+
+def job_page(
+    session: Session,
+    *,
+    team_id: int,
+    state: str | Sequence[str] | None = None,
+    kind: str | None = None,
+    dataset_id: int | None = None,
+    created_by: int | None = None,
+    q: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    after: tuple[datetime, int] | None = None,
+) -> JobPage:
+    """A page of the team's jobs, newest first, in ONE statement: rows, total and e-mails.
+
+    Keyset pagination with `after` (the `next_after` of the previous page: rows strictly
+    older than it), offsets with `offset`; both may be combined. The total counts every row
+    the filters match, whatever the page. The page is read one row longer than asked, so
+    `next_after` needs no second query.
+    """
+    limit = max(1, limit)
+    params: dict[str, Any] = {"team_id": team_id, "limit": limit + 1, "offset": max(0, offset)}
+    if state is not None:
+        params["states"] = [state] if isinstance(state, str) else list(state)
+    if kind is not None:
+        params["kind"] = kind
+    if dataset_id is not None:
+        params["dataset_id"] = dataset_id
+    if created_by is not None:
+        params["created_by"] = created_by
+    if q:
+        params["pattern"] = like_pattern(q)
+    if after is not None:
+        params["after_at"], params["after_id"] = after
+    statement = _page_statement(
+        states=state is not None,
+        kind=kind is not None,
+        dataset=dataset_id is not None,
+        creator=created_by is not None,
+        search=bool(q),
+        keyset=after is not None,
+    )
+    result = session.execute(statement, params).all()
+    total = int(result[0][0]) if result else 0
+    rows = [JobListRow._make(row[1:]) for row in result if row[1] is not None]
+    next_after = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_after = (rows[-1].created_at, rows[-1].id)
+    return JobPage(rows=rows, total=total, next_after=next_after)
+
+
 def list_jobs(
     session: Session,
     *,
@@ -85,19 +288,14 @@ def list_jobs(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[Job], int]:
-    """A page of the team's jobs, newest first, filtered, and the total count of the filter."""
-    stmt = scoped(select(Job), Job, team_id)
-    if state is not None:
-        states = [state] if isinstance(state, str) else list(state)
-        stmt = stmt.where(Job.state.in_(states))
-    if kind is not None:
-        stmt = stmt.where(Job.kind == kind)
-    if dataset_id is not None:
-        stmt = stmt.where(Job.dataset_id == dataset_id)
-    if created_by is not None:
-        stmt = stmt.where(Job.created_by == created_by)
-    if q:
-        stmt = stmt.where(Job.name.ilike(like_pattern(q), escape="\\"))
+    """A page of the team's jobs (whole rows), newest first, filtered, and the filter's count.
+
+    For code that needs the ORM objects; the API's list uses `job_page` (one statement).
+    """
+    conditions = _job_filters(
+        team_id=team_id, state=state, kind=kind, dataset_id=dataset_id, created_by=created_by, q=q
+    )
+    stmt = scoped(select(Job).where(*conditions), Job, team_id)
     return paged(session, stmt, (Job.created_at.desc(), Job.id.desc()), limit, offset)
 
 

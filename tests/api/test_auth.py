@@ -54,7 +54,8 @@ def test_team_header_is_checked_and_viewers_only_read(
 
     viewer = mine.add_member(role="viewer")
     headers = {"Authorization": f"Bearer {viewer.token}"}  # default team: their only one
-    assert client.get(f"{API}/jobs", headers=headers).json() == {"data": [], "count": 0}
+    listed = client.get(f"{API}/jobs", headers=headers).json()
+    assert listed == {"data": [], "count": 0, "next_cursor": None}
     denied = client.post(f"{API}/jobs", headers=headers, json={"spec": {}})
     assert denied.status_code == 403
     assert "viewer" in denied.json()["detail"]

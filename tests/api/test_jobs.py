@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
@@ -263,3 +265,156 @@ def test_metrics_series_and_logs(
     assert list(only.json()["series"]) == ["kd/spatial/p2"]
     logs = client.get(f"{API}/jobs/{job_id}/logs", headers=team.headers).json()
     assert [e["message"] for e in logs["data"]] == ["Job queued.", "Epoch 1 of 1."]
+
+
+def test_list_rows_are_summaries_without_the_spec(
+    client: TestClient, team: TeamContext, session_factory: sessionmaker[Session]
+) -> None:
+    dataset_id = make_dataset(session_factory, team)
+    teacher_id = make_teacher(session_factory, team)
+    presets = {p["id"]: p["distill"] for p in client.get(f"{API}/spec/schema").json()["presets"]}
+    spec = distill_spec(dataset_id, teacher_id)
+    spec["distill"] = presets["pkd"]
+    spec["schedule"]["lr"] = 0.02
+    created = client.post(f"{API}/jobs", headers=team.headers, json={"spec": spec}).json()
+    set_job(
+        session_factory,
+        created["id"],
+        state="running",
+        progress={
+            "stage": "train",
+            "epoch": 1,
+            "epochs": 1,
+            "step": 1,
+            "total_steps": 2,
+            "eta_seconds": 3.0,
+            "losses": {"kd/spatial/p2": 0.5},
+        },
+        metrics={
+            "student": {"AP": 0.25, "AP_small": 0.125, "AP50": 0.5, "per_class": {"a": 0.1}},
+            "teacher": {"AP": 0.5, "AP_small": -1.0, "AP_medium": 0.25, "AP_large": 0.75},
+            "efficiency": {"student": {"params": 1000}},
+        },
+    )
+    teacher_job = client.post(
+        f"{API}/jobs",
+        headers=team.headers,
+        json={
+            "spec": {
+                "kind": "teacher",
+                "data": {"dataset_id": dataset_id, "image_size": 96},
+                "teacher": {"arch": "fcos_resnet18_fpn"},
+            }
+        },
+    ).json()
+
+    rows = {j["id"]: j for j in client.get(f"{API}/jobs", headers=team.headers).json()["data"]}
+    row = rows[created["id"]]
+    assert "spec" not in row and "error" not in row
+    assert row["spec_summary"] == {
+        "student_arch": "retinanet_mobilenet_v2_fpn",
+        "teacher_arch": "retinanet_resnet18_fpn",
+        "preset": "pkd",
+        "lambda_kd": presets["pkd"]["lambda_kd"],
+        "lr": 0.02,
+        "epochs": 1,
+        "image_size": 64,
+    }
+    assert row["spec_hash"] == created["spec_hash"]
+    assert row["progress"] == {
+        "stage": "train",
+        "epoch": 1,
+        "epochs": 1,
+        "step": 1,
+        "total_steps": 2,
+        "eta_seconds": 3.0,
+    }
+    assert row["metrics"]["student"] == {"AP": 0.25, "AP_small": 0.125}
+    assert row["metrics"]["teacher"] == {
+        "AP": 0.5,
+        "AP_small": -1.0,
+        "AP_medium": 0.25,
+        "AP_large": 0.75,
+    }
+    assert row["creator_email"] == team.email and row["attempt"] == 0
+    other = rows[teacher_job["id"]]
+    assert other["metrics"] is None
+    assert other["spec_summary"] == {
+        "student_arch": None,
+        "teacher_arch": "fcos_resnet18_fpn",
+        "preset": None,
+        "lambda_kd": None,
+        "lr": 0.001,
+        "epochs": 12,
+        "image_size": 96,
+    }
+    # The job's own page keeps the whole spec.
+    full = client.get(f"{API}/jobs/{created['id']}", headers=team.headers).json()
+    assert full["spec"]["distill"]["spatial"]["adapter"] == "learned"
+
+
+def test_keyset_pages_follow_next_cursor_beside_offsets(
+    client: TestClient, team: TeamContext, session_factory: sessionmaker[Session]
+) -> None:
+    with session_scope(session_factory) as s:
+        ids = [
+            repo.create_job(
+                s,
+                team_id=team.team_id,
+                created_by=team.user_id,
+                kind="teacher" if i % 2 else "distill",
+                spec={"kind": "distill", "data": {"dataset_id": 1}},
+                name=f"job {i}",
+            ).id
+            for i in range(7)
+        ]
+    with session_factory() as s:
+        tied = repo.get_job(s, team_id=team.team_id, job_id=ids[3]).created_at  # type: ignore[union-attr]
+    for job_id in (ids[2], ids[4]):  # three jobs created at one instant: ordered by id
+        set_job(session_factory, job_id, created_at=tied)
+    newest_first = ids[::-1]
+
+    def page(query: str) -> dict[str, Any]:
+        response = client.get(f"{API}/jobs?{query}", headers=team.headers)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    seen: list[int] = []
+    body = page("limit=3")
+    while True:
+        assert body["count"] == 7
+        seen += [j["id"] for j in body["data"]]
+        if body["next_cursor"] is None:
+            break
+        body = page(f"limit=3&after={body['next_cursor']}")
+    assert seen == newest_first
+    # Offsets give the same pages; a cursor taken from an offset page continues it.
+    assert [j["id"] for j in page("limit=3&offset=3")["data"]] == newest_first[3:6]
+    cursor = page("limit=2&offset=1")["next_cursor"]
+    assert [j["id"] for j in page(f"limit=2&after={cursor}")["data"]] == newest_first[3:5]
+    # A job added meanwhile does not shift a keyset page (it would shift an offset page).
+    cursor = page("limit=3")["next_cursor"]
+    with session_scope(session_factory) as s:
+        repo.create_job(
+            s, team_id=team.team_id, created_by=None, kind="distill", spec={}, name="newer"
+        )
+    after = page(f"limit=3&after={cursor}")
+    assert [j["id"] for j in after["data"]] == newest_first[3:6] and after["count"] == 8
+    # Filters apply to keyset pages too.
+    teachers = page(f"kind=teacher&limit=5&after={cursor}")
+    assert [j["id"] for j in teachers["data"]] == [i for i in newest_first[3:] if ids.index(i) % 2]
+
+    def b64(text: str) -> str:
+        return base64.urlsafe_b64encode(text.encode()).decode()
+
+    for bad in (
+        "nope",
+        b64("not a cursor"),
+        b64("2024-01-01T00:00:00+00:00|0"),  # no such id
+        b64("2024-01-01T00:00:00|5"),  # no timezone
+        "x" * 201,
+    ):
+        refused = client.get(f"{API}/jobs?after={bad}", headers=team.headers)
+        assert refused.status_code == 422, bad
+        assert refused.json()["detail"][0]["loc"] == ["query", "after"]

@@ -87,7 +87,7 @@ def test_job_runs_end_to_end_and_its_student_downloads(
 
     status, out = platform.cli("download", str(job_id), "--out", str(platform.tmp / "dl"))
     assert status == 0, out
-    weights = load_file(str(platform.tmp / "dl" / "student.safetensors"))
+    weights = load_file(str(platform.tmp / "dl" / f"job-{job_id}-student.safetensors"))
     assert weights and all(isinstance(t, torch.Tensor) for t in weights.values())
 
     status, out = platform.cli("jobs", "--state", "succeeded")

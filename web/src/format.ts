@@ -1,5 +1,5 @@
 // Numbers, times and sizes as a person reads them.
-import type { CocoMetrics, Job } from "./types";
+import type { CocoMetrics, Job, JobSummary } from "./types";
 
 /** "3 min ago", "2 h ago", or a date for older times. */
 export function relativeTime(iso: string | null | undefined): string {
@@ -27,7 +27,7 @@ export function duration(seconds: number | null | undefined): string {
 }
 
 /** How long a job ran (or has been running). */
-export function jobDuration(job: Job): string {
+export function jobDuration(job: Pick<Job | JobSummary, "started_at" | "finished_at">): string {
   if (!job.started_at) return "—";
   const end = job.finished_at ? new Date(job.finished_at).getTime() : Date.now();
   return duration((end - new Date(job.started_at).getTime()) / 1000);
@@ -65,12 +65,13 @@ export function num(value: number | null | undefined, digits = 3): string {
 }
 
 /** A model's student metrics wherever the job keeps them. */
-export function studentMetrics(job: Job): CocoMetrics | null {
-  const m = job.metrics;
+export function studentMetrics(job: Job | JobSummary): CocoMetrics | null {
+  const m = job.metrics as (JobSummary["metrics"] & { AP?: unknown; kind?: unknown }) | null;
   if (!m) return null;
   if (m.student && typeof m.student === "object") return m.student;
   if (typeof m.AP === "number") return m as CocoMetrics;
-  if (m.kind === "teacher" && m.teacher && typeof m.teacher === "object") return m.teacher;
+  const teacherJob = job.kind === "teacher" || m.kind === "teacher";
+  if (teacherJob && m.teacher && typeof m.teacher === "object") return m.teacher;
   return null;
 }
 

@@ -82,6 +82,42 @@ export interface Job {
   finished_at: string | null;
 }
 
+/** The spec fields a job list shows (GET /jobs rows carry no spec). */
+export interface SpecSummary {
+  student_arch: string | null;
+  teacher_arch: string | null;
+  preset: string | null;
+  lambda_kd: number | null;
+  lr: number | null;
+  epochs: number | null;
+  image_size: number | null;
+}
+
+/** A row of GET /jobs: the job without its spec, with headline metrics only. */
+export interface JobSummary {
+  id: number;
+  name: string;
+  kind: string;
+  state: JobState;
+  progress: Progress | null;
+  metrics: { student?: CocoMetrics | null; teacher?: CocoMetrics | null } | null;
+  spec_hash: string;
+  spec_summary: SpecSummary;
+  dataset_id: number | null;
+  teacher_id: number | null;
+  created_by: number | null;
+  creator_email: string | null;
+  attempt: number;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+/** A page of GET /jobs: `next_cursor` continues it (`?after=`), null on the last page. */
+export interface JobPage extends ListOf<JobSummary> {
+  next_cursor: string | null;
+}
+
 export interface SizeHistogram {
   edges: number[];
   counts: number[];
@@ -174,6 +210,8 @@ export interface DistillSpec {
   lambda_kd: number;
   levels: Record<string, LevelWeights>;
   response: number;
+  box?: number;
+  head?: number;
   temperature: number;
   warmup_steps: number;
   balance_levels?: boolean;
@@ -191,4 +229,32 @@ export interface JobSpec {
   distill?: DistillSpec;
   schedule?: Record<string, unknown> & { epochs?: number };
   seed?: number;
+}
+
+/** An ablation preset of core/spec.py: the default distill section with it applied. */
+export interface SpecPreset {
+  id: string;
+  label: string;
+  description: string;
+  distill: DistillSpec;
+}
+
+/** GET /spec/schema: core/spec.py for the form (JSON Schema, architectures, defaults, presets). */
+export interface SpecCatalog {
+  json_schema: Record<string, unknown>;
+  kinds: string[];
+  levels: string[];
+  terms: (keyof LevelWeights)[];
+  architectures: { teacher: string[]; student: string[] };
+  defaults: {
+    data: JobSpec["data"];
+    teacher: NonNullable<JobSpec["teacher"]>;
+    student: NonNullable<JobSpec["student"]>;
+    distill: DistillSpec;
+    schedule: NonNullable<JobSpec["schedule"]>;
+    seed: number;
+  };
+  presets: SpecPreset[];
+  /** Dotted distill fields a preset sets: a section is a preset when they have its values. */
+  preset_fields: string[];
 }

@@ -1,7 +1,7 @@
 // Small shared pieces: state badges, progress bars, empty and error states, buttons.
 import { h } from "../dom";
 import { duration } from "../format";
-import type { Job } from "../types";
+import type { Job, JobSummary } from "../types";
 
 const STATE_WORDS: Record<string, string> = {
   queued: "Queued",
@@ -20,7 +20,7 @@ export function stateBadge(state: string): HTMLElement {
 }
 
 /** The fraction of a job done, 0..1, from its progress. */
-export function jobFraction(job: Job): number {
+export function jobFraction(job: Pick<Job | JobSummary, "state" | "progress">): number {
   if (job.state === "succeeded") return 1;
   const p = job.progress;
   if (!p) return 0;

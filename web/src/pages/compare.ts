@@ -4,7 +4,7 @@ import { LineChart, PALETTE } from "../charts";
 import { h, replace } from "../dom";
 import { ap, archLabel, num } from "../format";
 import { href, navigate } from "../router";
-import type { CompareResult, Job, ListOf, MetricPointRow } from "../types";
+import type { CompareResult, Job, JobPage, JobSummary, MetricPointRow } from "../types";
 import { card, emptyState, errorState, loading, pageHeader, stateBadge } from "../components/ui";
 
 const METRIC_ORDER = ["AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "params", "gflops", "latency_ms", "latency"];
@@ -28,14 +28,14 @@ function metricLabel(name: string, full = false): string {
   return prefix ? `${prefix} ${label}` : label;
 }
 
-function jobLabel(job: Job): string {
+function jobLabel(job: Job | JobSummary): string {
   return `#${job.id} ${job.name || job.kind}`;
 }
 
 function picker(selected: number[]): HTMLElement {
   const host = h("div", null, loading());
   const chosen = new Set(selected);
-  void get<ListOf<Job>>("/jobs", { limit: 50 }).then(
+  void get<JobPage>("/jobs", { limit: 50 }).then(
     (res) => {
       if (!res.data.length) {
         replace(host, emptyState("No jobs to compare", "Run two jobs on the same dataset, then compare them here."));
@@ -70,7 +70,7 @@ function picker(selected: number[]): HTMLElement {
                 jobLabel(j),
                 " ",
                 stateBadge(j.state),
-                h("span", { class: "muted" }, ` ${archLabel(j.spec?.student?.arch ?? j.spec?.teacher?.arch)}`),
+                h("span", { class: "muted" }, ` ${archLabel(j.spec_summary.student_arch ?? j.spec_summary.teacher_arch)}`),
               ),
             ),
           ),

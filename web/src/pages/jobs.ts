@@ -4,14 +4,14 @@ import { h, replace } from "../dom";
 import { ap, archLabel, fullTime, jobDuration, relativeTime, studentMetrics } from "../format";
 import { href, navigate } from "../router";
 import { currentUser } from "../session";
-import type { Job, ListOf } from "../types";
+import type { JobPage, JobSummary } from "../types";
 import { emptyState, errorState, jobFraction, pageHeader, progressBar, stateBadge } from "../components/ui";
 import { loadLookups, type Lookups } from "./lookups";
 
 const PAGE_SIZE = 20;
 const POLL_MS = 2000;
 
-function jobRow(job: Job, lookups: Lookups, selected: Set<number>, onSelect: () => void): HTMLTableRowElement {
+function jobRow(job: JobSummary, lookups: Lookups, selected: Set<number>, onSelect: () => void): HTMLTableRowElement {
   const m = studentMetrics(job);
   const dataset = job.dataset_id !== null ? lookups.datasets.get(job.dataset_id) : undefined;
   const teacher = job.teacher_id !== null ? lookups.teachers.get(job.teacher_id) : undefined;
@@ -50,8 +50,8 @@ function jobRow(job: Job, lookups: Lookups, selected: Set<number>, onSelect: () 
         : h("span", { class: "muted" }, jobDuration(job)),
     ),
     h("td", { class: "col-dataset" }, dataset ? h("a", { href: `#/datasets/${dataset.id}` }, dataset.name) : job.dataset_id ? `#${job.dataset_id}` : "—"),
-    h("td", { class: "col-teacher" }, teacher ? teacher.name : archLabel(job.spec?.teacher?.arch as string | undefined)),
-    h("td", { class: "col-student" }, archLabel(job.spec?.student?.arch as string | undefined)),
+    h("td", { class: "col-teacher" }, teacher ? teacher.name : archLabel(job.spec_summary.teacher_arch)),
+    h("td", { class: "col-student" }, archLabel(job.spec_summary.student_arch)),
     h("td", { class: "col-user", title: job.creator_email ?? "" }, h("span", { class: "ellipsis" }, job.creator_email ?? "—")),
     h("td", { class: "col-created", title: fullTime(job.created_at) }, relativeTime(job.created_at)),
     h("td", { class: "num col-ap" }, ap(m?.AP)),
@@ -72,7 +72,7 @@ export function renderJobs(main: HTMLElement, query: URLSearchParams): () => voi
   let stopped = false;
   let lookups: Lookups = { datasets: new Map(), teachers: new Map() };
   const rows = new Map<number, { sig: string; row: HTMLTableRowElement }>();
-  let lastJobs: Job[] = [];
+  let lastJobs: JobSummary[] = [];
 
   const go = (changes: Record<string, string | number | null>) => {
     const next = { state, kind, dataset: datasetId, mine: mine ? "1" : "", q, page: String(page), ...changes };
@@ -189,7 +189,7 @@ export function renderJobs(main: HTMLElement, query: URLSearchParams): () => voi
     );
   };
 
-  const renderRows = (jobs: Job[]) => {
+  const renderRows = (jobs: JobSummary[]) => {
     const seen = new Set<number>();
     const ordered: HTMLTableRowElement[] = [];
     for (const job of jobs) {
@@ -215,7 +215,7 @@ export function renderJobs(main: HTMLElement, query: URLSearchParams): () => voi
   const refresh = async () => {
     const me = currentUser();
     try {
-      const result = await get<ListOf<Job>>("/jobs", {
+      const result = await get<JobPage>("/jobs", {
         state,
         kind,
         dataset_id: datasetId,

@@ -3,8 +3,8 @@ import { ApiError, get, post, type FieldError } from "../api";
 import { field, h, replace } from "../dom";
 import { archLabel } from "../format";
 import { navigate } from "../router";
-import { LEVELS, PRESETS, STUDENT_ARCHS, TEACHER_ARCHS, TERMS, applyPreset, defaultDistill, defaultSpec, detectPreset, getPath, setPath } from "../spec";
-import type { Dataset, DistillSpec, Job, JobSpec, ListOf, Teacher } from "../types";
+import { applyPreset, defaultDistill, defaultSpec, detectPreset, getPath, kdEnabled, loadSpecCatalog, setPath } from "../spec";
+import type { Dataset, DistillSpec, Job, JobSpec, ListOf, SpecCatalog, Teacher } from "../types";
 import { card, emptyState, errorState, loading, pageHeader, toast } from "../components/ui";
 
 type Kind = "number" | "int" | "optint" | "optnumber" | "text" | "bool" | "select";
@@ -14,21 +14,22 @@ export function renderNewJob(main: HTMLElement, query: URLSearchParams): void {
   replace(main, loading());
   const fromId = query.get("from");
   void Promise.all([
+    loadSpecCatalog(),
     get<ListOf<Dataset>>("/datasets", { limit: 200 }),
     get<ListOf<Teacher>>("/teachers", { limit: 200 }),
     fromId ? get<Job>(`/jobs/${fromId}`) : Promise.resolve(null),
   ]).then(
-    ([datasets, teachers, source]) => build(main, datasets.data, teachers.data, source, query),
+    ([catalog, datasets, teachers, source]) => build(main, catalog, datasets.data, teachers.data, source, query),
     (err: Error) => replace(main, errorState(err.message, () => renderNewJob(main, query))),
   );
 }
 
-function build(main: HTMLElement, datasets: Dataset[], teachers: Teacher[], source: Job | null, query: URLSearchParams): void {
+function build(main: HTMLElement, catalog: SpecCatalog, datasets: Dataset[], teachers: Teacher[], source: Job | null, query: URLSearchParams): void {
   const ready = datasets.filter((d) => d.status === "ready");
   const readyTeachers = teachers.filter((t) => t.status === "ready");
   const initialKind = (source?.spec.kind ?? query.get("kind") ?? "distill") as "distill" | "teacher";
-  const spec: JobSpec = source ? structuredClone(source.spec) : defaultSpec(initialKind === "teacher" ? "teacher" : "distill");
-  spec.distill = { ...defaultDistill(), ...(spec.distill ?? {}) };
+  const spec: JobSpec = source ? structuredClone(source.spec) : defaultSpec(catalog, initialKind === "teacher" ? "teacher" : "distill");
+  spec.distill = { ...defaultDistill(catalog), ...(spec.distill ?? {}) };
   if (!spec.data.dataset_id && ready.length) spec.data.dataset_id = Number(query.get("dataset") ?? ready[0].id);
   if (spec.kind === "distill" && !spec.teacher?.teacher_id && readyTeachers.length) {
     const t = readyTeachers[0];
@@ -143,7 +144,7 @@ function build(main: HTMLElement, datasets: Dataset[], teachers: Teacher[], sour
           checked: spec.kind === k,
           onchange: () => {
             spec.kind = k;
-            if (k === "distill" && !spec.student) spec.student = { arch: "retinanet_mobilenet_v2_fpn", fpn_channels: 96 };
+            if (k === "distill" && !spec.student) spec.student = structuredClone(catalog.defaults.student);
             renderModels();
           },
         }),
@@ -195,7 +196,8 @@ function build(main: HTMLElement, datasets: Dataset[], teachers: Teacher[], sour
       readyTeachers.map((t) => h("option", { value: t.id, selected: spec.teacher?.teacher_id === t.id }, `${t.name} · ${archLabel(t.arch)}`)),
     );
     if (spec.kind === "teacher") {
-      spec.teacher = { arch: spec.teacher?.arch ?? "retinanet_resnet50_fpn", fpn_channels: (spec.teacher?.fpn_channels as number) ?? 256, teacher_id: null };
+      const teacherDefaults = catalog.defaults.teacher;
+      spec.teacher = { arch: spec.teacher?.arch ?? teacherDefaults.arch, fpn_channels: (spec.teacher?.fpn_channels as number) ?? teacherDefaults.fpn_channels, teacher_id: null };
       replace(
         modelsHost,
         card(
@@ -203,7 +205,7 @@ function build(main: HTMLElement, datasets: Dataset[], teachers: Teacher[], sour
           h(
             "div",
             { class: "grid" },
-            field("Architecture", input("teacher.arch", "select", {}, TEACHER_ARCHS.map((a) => [a, archLabel(a)])), { path: "teacher.arch" }),
+            field("Architecture", input("teacher.arch", "select", {}, catalog.architectures.teacher.map((a) => [a, archLabel(a)])), { path: "teacher.arch" }),
             field("FPN channels", input("teacher.fpn_channels", "int", { min: 8, max: 1024 }), { path: "teacher.fpn_channels" }),
           ),
           h("p", { class: "muted" }, "When it succeeds, the trained teacher appears under Teachers, ready to distil from."),
@@ -224,7 +226,7 @@ function build(main: HTMLElement, datasets: Dataset[], teachers: Teacher[], sour
             path: "teacher.teacher_id",
             hint: spec.teacher?.arch ? `Architecture: ${archLabel(spec.teacher.arch)}, ${spec.teacher.fpn_channels ?? 256} FPN channels.` : undefined,
           }),
-          field("Student architecture", input("student.arch", "select", {}, STUDENT_ARCHS.map((a) => [a, archLabel(a)])), { path: "student.arch" }),
+          field("Student architecture", input("student.arch", "select", {}, catalog.architectures.student.map((a) => [a, archLabel(a)])), { path: "student.arch" }),
           field("Student FPN channels", input("student.fpn_channels", "int", { min: 8, max: 1024 }), { path: "student.fpn_channels" }),
         ),
       ),
@@ -238,7 +240,7 @@ function build(main: HTMLElement, datasets: Dataset[], teachers: Teacher[], sour
   const d = () => spec.distill as DistillSpec;
 
   const markPreset = () => {
-    const current = detectPreset(d());
+    const current = detectPreset(catalog, d());
     presetHost.querySelectorAll<HTMLInputElement>("input[name=preset]").forEach((r) => (r.checked = r.value === current));
     presetHost.querySelector(".preset-custom")?.toggleAttribute("hidden", current !== "custom");
   };
@@ -257,7 +259,7 @@ function build(main: HTMLElement, datasets: Dataset[], teachers: Teacher[], sour
       ),
       h(
         "details",
-        { class: "advanced", id: "advanced-weights", open: detectPreset(d()) === "custom" },
+        { class: "advanced", id: "advanced-weights", open: detectPreset(catalog, d()) === "custom" },
         h("summary", null, "Advanced: weight of each term at each level"),
         h(
           "div",
@@ -269,12 +271,12 @@ function build(main: HTMLElement, datasets: Dataset[], teachers: Teacher[], sour
             h(
               "tbody",
               null,
-              LEVELS.map((l) =>
+              catalog.levels.map((l) =>
                 h(
                   "tr",
                   null,
                   h("th", { scope: "row" }, l.toUpperCase(), h("div", { class: "sub" }, `stride ${2 ** (Number(l.slice(1)))}${l === "p2" ? " · small objects" : ""}`)),
-                  TERMS.map((t) =>
+                  catalog.terms.map((t) =>
                     h(
                       "td",
                       { "data-path": `distill.levels.${l}.${t}` },
@@ -310,7 +312,7 @@ function build(main: HTMLElement, datasets: Dataset[], teachers: Teacher[], sour
 
   replace(
     presetHost,
-    PRESETS.map((p) =>
+    catalog.presets.map((p) =>
       h(
         "label",
         { class: "preset" },
@@ -320,11 +322,11 @@ function build(main: HTMLElement, datasets: Dataset[], teachers: Teacher[], sour
           value: p.id,
           "data-preset": p.id,
           onchange: () => {
-            spec.distill = applyPreset(d(), p.id);
+            spec.distill = applyPreset(catalog, d(), p.id);
             renderWeights();
           },
         }),
-        h("span", { class: "preset-body" }, h("strong", null, p.label), h("span", { class: "sub" }, p.text)),
+        h("span", { class: "preset-body" }, h("strong", null, p.label), h("span", { class: "sub" }, p.description)),
       ),
     ),
     h("label", { class: "preset preset-custom", hidden: true }, h("input", { type: "radio", name: "preset", value: "custom", disabled: true }), h("span", { class: "preset-body" }, h("strong", null, "Custom"), h("span", { class: "sub" }, "Your own weights."))),
@@ -369,7 +371,7 @@ function build(main: HTMLElement, datasets: Dataset[], teachers: Teacher[], sour
           if (control.willValidate && !control.checkValidity()) local.push({ path, message: control.validationMessage });
         }
         if (!spec.data.dataset_id) local.push({ path: "data.dataset_id", message: "Choose a dataset." });
-        if (spec.kind === "distill" && detectPreset(d()) !== "no_kd" && !spec.teacher?.teacher_id) {
+        if (spec.kind === "distill" && kdEnabled(d()) && !spec.teacher?.teacher_id) {
           local.push({ path: "teacher.teacher_id", message: "Distillation needs a trained teacher: choose one, or pick the No KD preset." });
         }
         if (local.length) {

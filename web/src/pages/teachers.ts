@@ -3,7 +3,7 @@ import { get } from "../api";
 import { h, replace } from "../dom";
 import { archLabel, bytes, fullTime, relativeTime } from "../format";
 import { href } from "../router";
-import { TEACHER_ARCHS } from "../spec";
+import { loadSpecCatalog } from "../spec";
 import type { ListOf, Teacher } from "../types";
 import { issuesByFile } from "../components/issues";
 import { card, emptyState, errorState, loading, pageHeader, stateBadge, toast } from "../components/ui";
@@ -14,7 +14,12 @@ import { appendName, deleteButton, listTable, namedField, num, poll } from "../c
 export function renderTeachers(main: HTMLElement): () => void {
   const list = h("div", null, loading());
   const name = h("input", { type: "text", name: "name", required: true, maxlength: 200, placeholder: "e.g. r50-visdrone" });
-  const arch = h("select", { name: "arch" }, TEACHER_ARCHS.map((a) => h("option", { value: a, title: a }, archLabel(a))));
+  const arch = h("select", { name: "arch" });
+  // The architectures core/spec.py accepts, as the server lists them.
+  void loadSpecCatalog().then(
+    (c) => replace(arch, ...c.architectures.teacher.map((a) => h("option", { value: a, title: a, selected: a === c.defaults.teacher.arch }, archLabel(a)))),
+    (err: Error) => toast(`Architectures could not be loaded: ${err.message}`, "error"),
+  );
   const channels = h("input", { type: "number", name: "fpn_channels", value: 256, min: 8, max: 1024, step: 1 });
   const nameField = namedField("Name", name, "name");
   const form = uploadForm<Teacher>({

@@ -1,0 +1,73 @@
+"""The job list's page in one statement: rows, the filter's total, e-mails and the next key."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from store import repositories as repo
+from tests.platform_fixtures import TeamContext
+
+SPEC = {"kind": "distill", "data": {"dataset_id": 1}}
+
+
+def test_a_page_is_one_statement_with_total_emails_and_next_key(
+    team_factory: Callable[..., TeamContext], session: Session
+) -> None:
+    team, other = team_factory(), team_factory()
+    colleague = team.add_member("member")
+    ids = [
+        repo.create_job(
+            session,
+            team_id=team.team_id,
+            created_by=colleague.user_id if i == 4 else team.user_id,
+            kind="teacher" if i == 0 else "distill",
+            spec=SPEC,
+            name=f"run {i}",
+        ).id
+        for i in range(5)
+    ]
+    repo.create_job(
+        session,
+        team_id=other.team_id,
+        created_by=other.user_id,
+        kind="distill",
+        spec=SPEC,
+        name="theirs",
+    )
+    session.commit()
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    bind = session.get_bind()
+    event.listen(bind, "before_cursor_execute", count)
+    try:
+        first = repo.job_page(session, team_id=team.team_id, limit=2)
+    finally:
+        event.remove(bind, "before_cursor_execute", count)
+    assert len(statements) == 1
+    assert [r.id for r in first.rows] == [ids[4], ids[3]] and first.total == 5
+    assert first.rows[0].creator_email == colleague.email
+    assert first.rows[1].creator_email == team.email
+    assert json.loads(first.rows[1].spec_json or "") == SPEC and first.rows[1].metrics_json is None
+    assert first.next_after == (first.rows[1].created_at, ids[3])
+
+    second = repo.job_page(session, team_id=team.team_id, limit=2, after=first.next_after)
+    assert [r.id for r in second.rows] == [ids[2], ids[1]] and second.total == 5
+    last = repo.job_page(session, team_id=team.team_id, limit=2, after=second.next_after)
+    assert [r.id for r in last.rows] == [ids[0]] and last.next_after is None
+
+    assert repo.job_page(session, team_id=team.team_id, limit=3, offset=3).next_after is None
+    empty = repo.job_page(session, team_id=team.team_id, offset=50)
+    assert (empty.rows, empty.total, empty.next_after) == ([], 5, None)
+    nothing = repo.job_page(session, team_id=team.team_id, kind="evaluate")
+    assert (nothing.rows, nothing.total) == ([], 0)
+    teachers = repo.job_page(session, team_id=team.team_id, kind="teacher", q="RUN")
+    assert [r.id for r in teachers.rows] == [ids[0]] and teachers.total == 1
+    mine = repo.job_page(session, team_id=team.team_id, created_by=colleague.user_id)
+    assert [r.id for r in mine.rows] == [ids[4]]
