@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 from alembic import context
 from store.db import ensure_sqlite_folder
 from store.models import Base
+from store.repositories.sweeps import platform_name
 from store.settings import Settings
 
 config = context.config
@@ -34,6 +35,7 @@ def _configure(connection: Connection | None, url: str) -> None:
         # SQLite cannot ALTER most things; batch mode recreates the table instead.
         render_as_batch=is_sqlite,
         compare_type=True,
+        include_name=platform_name,  # Optuna's sweep tables share the database
         literal_binds=connection is None,
     )
 

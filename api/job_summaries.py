@@ -79,5 +79,7 @@ def job_summary(row: JobListRow) -> JobSummary:
             "started_at": row.started_at,
             "finished_at": row.finished_at,
             "updated_at": row.updated_at,
+            "tags": row.tags or [],
+            "note": row.note or "",
         }
     )

@@ -20,6 +20,7 @@ from api.logging_filters import install_access_log_redaction
 from api.queue import TaskQueue, make_celery_client
 from api.routes import artifacts, auth, compare, datasets, events, health, jobs, spec, teachers
 from api.routes.predict import router as predict_router
+from api.routes.sweeps import router as sweeps_router
 from store.blobs import make_blob_store
 from store.db import (
     DATABASE_ERRORS,
@@ -60,6 +61,7 @@ def api_router() -> APIRouter:
     for module in (auth, datasets, teachers, jobs, events, artifacts, compare, spec, health):
         router.include_router(module.router)
     router.include_router(predict_router)
+    router.include_router(sweeps_router)
     return router
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -161,6 +161,23 @@ class JobPublic(_Public):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     updated_at: datetime | None = None
+    tags: list[str] = Field(default_factory=list)
+    note: str = ""
+
+
+TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:+-]*$"
+"""A tag: a letter or digit, then letters, digits and `_ . : + -` (no spaces or quotes)."""
+
+
+class JobPatch(BaseModel):
+    """What PATCH /jobs/{id} changes: the job's tags (replaced whole) and/or its note."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tags: list[Annotated[str, Field(min_length=1, max_length=40, pattern=TAG_PATTERN)]] | None = (
+        Field(None, max_length=20)
+    )
+    note: str | None = Field(None, max_length=4000)
 
 
 class SpecSummary(BaseModel):
@@ -204,6 +221,8 @@ class JobSummary(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     updated_at: datetime | None = None
+    tags: list[str] = Field(default_factory=list)
+    note: str = ""
 
 
 class JobsPublic(BaseModel):

@@ -343,7 +343,7 @@ class JobSpec(_Spec):
 
     @model_validator(mode="after")
     def _image_size_fits_strides(self) -> JobSpec:
-        models = [("teacher", self.teacher)]
+        models: list[tuple[str, TeacherSpec | StudentSpec | None]] = [("teacher", self.teacher)]
         if self.kind != "teacher":
             models.append(("student", self.student))
         strides = [

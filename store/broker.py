@@ -19,6 +19,7 @@ TASK_VALIDATE_DATASET = "distillery.validate_dataset"
 TASK_VALIDATE_TEACHER = "distillery.validate_teacher"
 TASK_RUN_JOB = "distillery.run_job"
 TASK_REQUEUE_EXPIRED = "distillery.requeue_expired"
+TASK_ADVANCE_SWEEP = "distillery.advance_sweep"
 VALIDATION_QUEUE = "default"
 
 

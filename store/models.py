@@ -26,6 +26,10 @@ DATASET_STATES = ("validating", "ready", "invalid")
 TEACHER_STATES = ("validating", "ready", "invalid")
 JOB_STATES = ("queued", "running", "succeeded", "failed", "canceled")
 TERMINAL_JOB_STATES = ("succeeded", "failed", "canceled")
+SWEEP_STATES = ("running", "paused", "finished", "canceled", "failed")
+TERMINAL_SWEEP_STATES = ("finished", "canceled", "failed")
+TRIAL_STATES = ("running", "complete", "pruned", "failed")
+"""A trial job's outcome for its sweep (jobs.trial_state): a pruned trial's job is `canceled`."""
 ARTIFACT_KINDS = (
     "student_safetensors",
     "student_onnx",
@@ -207,6 +211,17 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    # A team's own labels and remark on a run (PATCH /jobs/{id}); the list filters by tag.
+    tags: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # A trial of a sweep: its sweep, Optuna trial number, sampled parameters, outcome, value.
+    sweep_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sweeps.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    trial_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    trial_params: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    trial_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    trial_value: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     # Joined so that JobPublic.creator_email is readable after the session closed.
     creator: Mapped[User | None] = relationship(lazy="joined", viewonly=True)
@@ -255,3 +270,35 @@ class Artifact(Base):
     sha256: Mapped[str] = mapped_column(String(64), default="")
     content_type: Mapped[str] = mapped_column(String(100), default="application/octet-stream")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Sweep(Base):
+    """A hyper-parameter search: a base spec, a space, a budget; its trials are jobs."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    state: Mapped[str] = mapped_column(String(16), default="running", index=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # the base JobSpec
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)  # core.sweep_spec.SweepSpec
+    dataset_id: Mapped[int | None] = mapped_column(
+        ForeignKey("datasets.id", ondelete="SET NULL"), nullable=True
+    )
+    teacher_id: Mapped[int | None] = mapped_column(
+        ForeignKey("teachers.id", ondelete="SET NULL"), nullable=True
+    )
+    study_name: Mapped[str] = mapped_column(String(200), default="")
+    best_job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    best_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    final_job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    importance: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Whoever advances the sweep (tells results, asks trials) holds it until this time.
+    advance_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    advance_pending: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -21,6 +21,7 @@ from store.models import Dataset, Teacher
 from worker.context import WorkerContext
 from worker.hooks import CheckpointUploader, DbMetricSink, JobProgressHook
 from worker.lease import LeaseKeeper
+from worker.sweeps import trial_hooks
 from worker.workspace import dataset_folder, sha256_of, teacher_file
 
 log = logging.getLogger(__name__)
@@ -301,6 +302,7 @@ def _run_claimed(
     sink = DbMetricSink()
     progress = JobProgressHook(ctx, job.id, keeper=keeper, sink=sink)
     hooks: list[HookBase] = [MetricSinkHook(sink, every=spec.schedule.log_every), progress]
+    hooks.extend(trial_hooks(ctx, job.id))  # a sweep's trial: val scores to its pruner
     result = run_core_job(
         spec,
         out,

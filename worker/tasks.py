@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from store.broker import (
+    TASK_ADVANCE_SWEEP,
     TASK_REQUEUE_EXPIRED,
     TASK_RUN_JOB,
     TASK_VALIDATE_DATASET,
@@ -33,8 +34,25 @@ def register(app: DistilleryCelery) -> None:
     def run_job(job_id: int) -> str:
         """Run a job under a lease; a delivery for a job leased elsewhere or finished is dropped."""
         from worker.runner import execute_job
+        from worker.sweeps import advance_sweep, trial_sweep_id
 
-        return execute_job(context_for(app.settings), int(job_id))
+        ctx = context_for(app.settings)
+        outcome = execute_job(ctx, int(job_id))
+        sweep_id = trial_sweep_id(ctx, int(job_id)) if outcome != "dropped" else None
+        if sweep_id is not None:  # a trial ended: tell Optuna, queue the next ones
+            advance_sweep(ctx, sweep_id, lambda new_id: send_job(new_id))
+        return outcome
+
+    def send_job(job_id: int) -> None:
+        queue = app.settings.job_queue
+        app.send_task(TASK_RUN_JOB, args=[job_id], queue=queue, routing_key=queue)
+
+    @app.task(name=TASK_ADVANCE_SWEEP, ignore_result=True, shared=False)
+    def advance_sweep(sweep_id: int) -> list[int]:
+        """Tell a sweep's finished trials to Optuna and queue new trials up to its budget."""
+        from worker.sweeps import advance_sweep as advance
+
+        return advance(context_for(app.settings), int(sweep_id), send_job)
 
     @app.task(name=TASK_REQUEUE_EXPIRED, ignore_result=True, shared=False)
     def requeue_expired() -> list[int]:

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from typing import Annotated, get_args
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from api.bounds import MAX_BIG_ID, parse_row_id
 from api.cursors import MAX_CURSOR_LENGTH, BadCursor, decode_cursor, encode_cursor
@@ -27,9 +27,11 @@ from api.job_specs import accept_spec
 from api.job_summaries import job_summary
 from api.queue import QueueUnavailable
 from api.schemas import (
+    TAG_PATTERN,
     JobCreate,
     JobEventPublic,
     JobEventsPublic,
+    JobPatch,
     JobPublic,
     JobsPublic,
     MetricPointPublic,
@@ -40,6 +42,7 @@ from store import repositories as repo
 from store.blob_keys import job_prefix
 from store.db import Session
 from store.models import JOB_STATES, TERMINAL_JOB_STATES, Job
+from store.repositories.jobs import LIST_METRICS, annotate_job, parse_job_sort
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +110,44 @@ def create_job(
     return job_public(session, job)
 
 
+BOUND_PARAMS: dict[str, tuple[str, str]] = {
+    f"{side}_{metric.lower()}": (metric, side) for metric in LIST_METRICS for side in ("min", "max")
+}
+"""`min_ap_small=0.1` ... `max_ap=0.5`: query parameters bounding a COCO figure (a fraction)."""
+
+
+def metric_bounds(request: Request) -> dict[tuple[str, str], float]:
+    """The job list's metric bounds from the query (`min_<metric>` / `max_<metric>`).
+
+    Values are fractions 0..1 as in metrics.json (the dashboard shows percent); 422 names the
+    parameter for an unknown metric or a value that is not such a fraction.
+    """
+    bounds: dict[tuple[str, str], float] = {}
+    for name, raw in request.query_params.items():
+        if not (name.startswith("min_") or name.startswith("max_")):
+            continue
+        key = BOUND_PARAMS.get(name)
+        if key is None:
+            raise FieldError(
+                422,
+                ["query", name],
+                f"no such metric bound; use min_/max_ with one of "
+                f"{', '.join(m.lower() for m in LIST_METRICS)}",
+            )
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not 0.0 <= value <= 1.0:
+            raise FieldError(
+                422,
+                ["query", name],
+                f"{raw!r} is not a fraction between 0 and 1 (AP 12.5 % is 0.125)",
+            )
+        bounds[key] = value
+    return bounds
+
+
 def _csv(values: list[str] | None) -> list[str]:
     out: list[str] = []
     for value in values or []:
@@ -116,6 +157,7 @@ def _csv(values: list[str] | None) -> list[str]:
 
 @router.get("", response_model=JobsPublic)
 def list_jobs(
+    request: Request,
     team: CurrentTeam,
     session: SessionDep,
     page: PageDep,
@@ -133,13 +175,39 @@ def list_jobs(
             description="the `next_cursor` of the previous page: the rows after it",
         ),
     ] = None,
+    sort: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            description="`-created_at` (default), `name`, `state`, `kind`, `finished_at`, "
+            "`id` or `metric:AP_small` ...; `-` first for descending",
+        ),
+    ] = None,
+    tag: Annotated[
+        str | None, Query(max_length=40, pattern=TAG_PATTERN, description="jobs with this tag")
+    ] = None,
 ) -> JobsPublic:
     """The team's jobs, newest first, filtered; `count` is the total matching the filters.
 
     Rows are summaries (`JobSummary`: no spec; `GET /jobs/{id}` has it). Page with
     `?after=<next_cursor>` (keyset: stable while jobs are added, as fast deep in the history)
     or with `?offset=`; `next_cursor` is None on the last page.
+
+    `sort=` orders by a column or a metric (`metric:AP_small`, `-metric:AP`; rows without the
+    figure last); only the default order pages by cursor: with another, page by `offset`
+    (`after` is refused, `next_cursor` is None). `min_ap_small=0.1`, `max_ap=0.5` ... bound a
+    COCO figure (fractions, as in metrics.json); `tag=` keeps the jobs with that tag. All in
+    the one statement of the page.
     """
+    try:
+        order = parse_job_sort(sort)
+    except ValueError as exc:
+        raise FieldError(422, ["query", "sort"], str(exc)) from None
+    bounds = metric_bounds(request)
+    if after is not None and not order.is_default:
+        raise FieldError(
+            422, ["query", "after"], "cursors follow the default order only; page with offset"
+        )
     states = _csv(state)
     unknown = [s for s in states if s not in JOB_STATES]
     if unknown:
@@ -176,6 +244,9 @@ def list_jobs(
         limit=page.limit,
         offset=page.offset,
         after=position,
+        tag=tag,
+        metric_bounds=bounds,
+        sort=order,
     )
     return JobsPublic(
         data=[job_summary(row) for row in found.rows],
@@ -188,6 +259,17 @@ def list_jobs(
 def get_job(job_id: RowId, team: CurrentTeam, session: SessionDep) -> JobPublic:
     """One job with its spec, progress and metrics."""
     return job_public(session, team_job(session, team.id, job_id))
+
+
+@router.patch("/{job_id}", response_model=JobPublic)
+def patch_job(job_id: RowId, body: JobPatch, team: WriterTeam, session: SessionDep) -> JobPublic:
+    """Set a job's tags (the whole list) and/or its note; 422 names a bad tag."""
+    tags = [t.strip() for t in body.tags] if body.tags is not None else None
+    job = annotate_job(session, team_id=team.id, job_id=job_id, tags=tags, note=body.note)
+    if job is None:
+        raise not_found("job", job_id)
+    session.commit()
+    return job_public(session, job)
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic)

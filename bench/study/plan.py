@@ -32,11 +32,6 @@ TUNING: dict[str, tuple[str, dict[str, Any]]] = {
     "tune_lambda_0.01": ("HKD, lambda_KD 0.01", {"lambda_kd": 0.01}),
     "tune_lambda_0.1": ("HKD, lambda_KD 0.1", {"lambda_kd": 0.1}),
     "tune_lambda_1": ("HKD, lambda_KD 1", {"lambda_kd": 1.0}),
-    "tune_learned_0.1": (
-        "HKD, learned spatial adapter, lambda_KD 0.1",
-        {"lambda_kd": 0.1, "spatial": {"adapter": "learned"}},
-    ),
-    "tune_response": ("HKD with response KD (weight 1)", {"response": 1.0}),
     "tune_response_0.1": (
         "HKD with response KD (weight 1), lambda_KD 0.1",
         {"response": 1.0, "lambda_kd": 0.1},

@@ -267,6 +267,21 @@ class HierarchicalDistiller(nn.Module):
             return TeacherPass(features=features)
         return TeacherPass(features=self._teacher_forward(images, dense=False)[0])
 
+    def precision_gap(self, images: Tensor) -> dict[str, float]:
+        """Per teacher level, the relative L2 difference of its features in the configured
+        precision from float32 (0 when the teacher runs in float32): what bf16 costs."""
+        assert self.teacher is not None
+        if teacher_dtype(self.spec.teacher_precision, images.device) is None:
+            return {}
+        reduced, _ = self._teacher_forward(images, dense=False)
+        with torch.inference_mode():
+            exact = self.teacher.extract_features(images.float())
+        gaps = {}
+        for level, want in exact.items():
+            error = (reduced[level].float() - want).norm()
+            gaps[level] = float(error / want.norm().clamp_min(1e-12))
+        return gaps
+
     def _teacher_forward(
         self, images: Tensor, *, dense: bool
     ) -> tuple[dict[str, Tensor], dict[str, Tensor] | None]:
@@ -274,8 +289,11 @@ class HierarchicalDistiller(nn.Module):
         are copied out of inference mode so that the KD terms may save them for backward."""
         assert self.teacher is not None
         dtype = teacher_dtype(self.spec.teacher_precision, images.device)
-        with torch.inference_mode(), torch.autocast(
-            images.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+        with (
+            torch.inference_mode(),
+            torch.autocast(
+                images.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+            ),
         ):
             if dense:
                 features, head = self.teacher.dense_outputs(images)

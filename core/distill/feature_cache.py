@@ -93,9 +93,7 @@ def cache_namespace(*, teacher_digest: str, data: dict[str, Any], levels: Sequen
 class TeacherFeatureCache:
     """Per-view teacher features in memory (LRU, `max_bytes`) and optionally in `directory`."""
 
-    def __init__(
-        self, namespace: str, *, max_bytes: int, directory: Path | None = None
-    ) -> None:
+    def __init__(self, namespace: str, *, max_bytes: int, directory: Path | None = None) -> None:
         self.namespace = namespace
         self.max_bytes = max(int(max_bytes), 0)
         self.directory = directory / namespace if directory is not None else None

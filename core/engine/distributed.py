@@ -62,8 +62,27 @@ def wrap_model(model: nn.Module, device: torch.device, context: DistributedConte
     if not context.enabled:
         return model
     ids = [device.index] if device.type == "cuda" else None
-    # A frozen teacher inside the distiller has no gradients: let DDP skip its parameters.
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+    # The frozen teacher stays outside DDP: its weights are never reduced and its buffers
+    # never broadcast (each rank loaded the same file). Every trainable parameter of our loss
+    # models gets a gradient each step, so DDP needs no search for unused ones unless the
+    # model says otherwise (`may_leave_parameters_unused`).
+    nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+        model, ddp_ignored_names(model)
+    )
+    find_unused = bool(getattr(model, "may_leave_parameters_unused", False))
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=ids, find_unused_parameters=find_unused
+    )
+
+
+def ddp_ignored_names(model: nn.Module) -> list[str]:
+    """Parameters and buffers DDP leaves alone: frozen parameters and the buffers of a frozen
+    `teacher` submodule (batch-norm statistics a rank must not overwrite with another's)."""
+    names = [name for name, param in model.named_parameters() if not param.requires_grad]
+    teacher = getattr(model, "teacher", None)
+    if isinstance(teacher, nn.Module):
+        names += [f"teacher.{name}" for name, _ in teacher.named_buffers()]
+    return names
 
 
 def barrier(context: DistributedContext) -> None:

@@ -76,7 +76,8 @@ def _detections(model: nn.Module, image: Tensor, device: torch.device) -> dict[s
     detections = output.detections if isinstance(output, DetectorOutput) else output
     if not detections:
         raise RuntimeError("the detector returned no detections in eval mode")
-    return {k: v.detach().cpu() for k, v in detections[0].items()}
+    found = detections[0]
+    return {name: found[name].detach().cpu() for name in ("boxes", "scores", "labels")}
 
 
 def outcome_tile(

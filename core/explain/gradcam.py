@@ -74,10 +74,9 @@ def gradcam(
             found = output.detections[0]
             order = torch.argsort(found["scores"].detach(), descending=True)[: max(top_k, 0)]
             scores = found["scores"][order]
+            gradients: tuple[Tensor | None, ...] = tuple(None for _ in features)
             if scores.numel() and scores.requires_grad:
                 gradients = torch.autograd.grad(scores.sum(), features, allow_unused=True)
-            else:
-                gradients = tuple(None for _ in features)
             maps = {
                 name: cam_map(
                     feature[0].detach(),

@@ -7,7 +7,7 @@ core/predict/metadata.py reads them back. docs/contracts.md lists them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from core.data.transforms import PAD_VALUE
@@ -92,6 +92,6 @@ def detector_metadata(detector: Detector) -> dict[str, Any]:
     return metadata
 
 
-def categories_metadata(categories: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def categories_metadata(categories: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """`[{id, name}]` of COCO categories, in label order (label i is entry i - 1)."""
     return [{"id": int(c["id"]), "name": str(c.get("name", c["id"]))} for c in categories]

@@ -130,6 +130,15 @@ def distill_job(run: RunContext, teacher_cache: dict[str, Any] | None) -> JobRes
         log.info("distillation pairs: %s", distiller.pairs)
         diagnosis["distill/pairs"] = distiller.pairs
         refusal = attach_feature_cache(run, distiller)
+        sample = next(iter(run.val_loader), None)
+        if sample is not None and teacher is not None:
+            gap = distiller.precision_gap(sample.images[:4].to(run.device))
+            if gap:
+                log.info("teacher features vs float32 (relative L2): %s", gap)
+                diagnosis["distill/teacher_precision"] = {
+                    "dtype": spec.distill.teacher_precision,
+                    "relative_l2_vs_fp32": gap,
+                }
         if refusal is not None:
             diagnosis["distill/teacher_cache"] = {"enabled": False, "reason": refusal}
     # ... and the same batches, whatever the adapters drew.

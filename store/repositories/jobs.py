@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,10 +11,12 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
+    Float,
     Select,
     Text,
     and_,
     bindparam,
+    case,
     cast,
     func,
     or_,
@@ -139,6 +142,67 @@ class JobListRow(NamedTuple):
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime | None
+    tags: list[str] | None
+    note: str | None
+
+
+LIST_SORT_COLUMNS: tuple[str, ...] = ("created_at", "finished_at", "name", "state", "kind", "id")
+"""Job columns a job list sorts by (`-` before a name: descending)."""
+
+LIST_METRICS: tuple[str, ...] = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large")
+"""COCO figures of metrics.json a job list sorts and filters by (`metric:AP_small`)."""
+
+
+@dataclass(frozen=True)
+class JobSort:
+    """The order of a job list: a column of LIST_SORT_COLUMNS or `metric:<LIST_METRICS>`.
+
+    The default, newest first, is `JobSort("created_at", descending=True)`; it alone pages by
+    keyset cursor. Rows without the figure sort last either way; ties go by id.
+    """
+
+    key: str = "created_at"
+    descending: bool = True
+
+    @property
+    def is_default(self) -> bool:
+        """Whether this is the newest-first order keyset cursors follow."""
+        return self.key == "created_at" and self.descending
+
+
+def parse_job_sort(text: str | None) -> JobSort:
+    """`-created_at`, `name`, `metric:AP_small`, `-metric:AP` as a JobSort; ValueError else."""
+    if not text:
+        return JobSort()
+    descending = text.startswith("-")
+    key = text[1:] if descending else text
+    if key.startswith("metric:"):
+        if key.removeprefix("metric:") not in LIST_METRICS:
+            raise ValueError(f"{key!r}: the metric is not one of {', '.join(LIST_METRICS)}")
+    elif key not in LIST_SORT_COLUMNS:
+        raise ValueError(
+            f"{text!r} is not a column ({', '.join(LIST_SORT_COLUMNS)}) or metric:<name>"
+        )
+    return JobSort(key, descending)
+
+
+def metric_value(name: str) -> ColumnElement[float]:
+    """A job's COCO figure `name` from its metrics (the student's; a teacher job's own)."""
+    student = Job.metrics[("student", name)].as_float()
+    teacher = Job.metrics[("teacher", name)].as_float()
+    return func.coalesce(student, case((Job.kind == "teacher", teacher), else_=None), type_=Float)
+
+
+def _sort_expression(key: str) -> ColumnElement[Any]:
+    if key.startswith("metric:"):
+        return metric_value(key.removeprefix("metric:"))
+    column: ColumnElement[Any] = getattr(Job, key)
+    return column
+
+
+def tag_pattern(tag: str) -> str:
+    """The LIKE pattern of `tag` inside the JSON text of a tags list (tags hold no quotes)."""
+    return "%" + like_pattern(json.dumps(tag)).strip("%") + "%"
 
 
 # In JobListRow's order.
@@ -163,6 +227,8 @@ _LIST_COLUMNS = (
     Job.started_at,
     Job.finished_at,
     Job.updated_at,
+    Job.tags,
+    Job.note,
 )
 
 
@@ -179,9 +245,18 @@ class JobPage:
     next_after: tuple[datetime, int] | None
 
 
-@functools.lru_cache(maxsize=128)
+@functools.lru_cache(maxsize=256)
 def _page_statement(
-    *, states: bool, kind: bool, dataset: bool, creator: bool, search: bool, keyset: bool
+    *,
+    states: bool,
+    kind: bool,
+    dataset: bool,
+    creator: bool,
+    search: bool,
+    keyset: bool,
+    tag: bool = False,
+    bounds: tuple[tuple[str, str], ...] = (),
+    sort: JobSort = JobSort(),  # frozen: one shared default is safe
 ) -> Select:  # type: ignore[type-arg]  # Select[...] differs in SQLAlchemy 2.0 and 2.1
     """The page statement of one combination of filters, built once (values are parameters).
 
@@ -199,6 +274,12 @@ def _page_statement(
         conditions.append(Job.created_by == bindparam("created_by"))
     if search:
         conditions.append(Job.name.ilike(bindparam("pattern"), escape="\\"))
+    if tag:
+        conditions.append(cast(Job.tags, Text).like(bindparam("tag_pattern"), escape="\\"))
+    for metric, side in bounds:
+        value = metric_value(metric)
+        limit = bindparam(f"{side}_{metric}", type_=Float)
+        conditions.append(value >= limit if side == "min" else value <= limit)
     position: list[ColumnElement[bool]] = []
     if keyset:
         position.append(
@@ -208,19 +289,24 @@ def _page_statement(
             )
         )
     counted = select(func.count().label("total")).select_from(Job).where(*conditions).subquery()
+    key = _sort_expression(sort.key)
+    first = key.desc() if sort.descending else key.asc()
+    tie = Job.id.desc() if sort.descending else Job.id.asc()
     page = (
-        select(*_LIST_COLUMNS)
+        select(*_LIST_COLUMNS, key.label("sort_key"))
         .outerjoin(User, User.id == Job.created_by)
         .where(*conditions, *position)
-        .order_by(Job.created_at.desc(), Job.id.desc())
+        .order_by(first.nulls_last(), tie)
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
         .subquery()
     )
+    outer = page.c.sort_key.desc() if sort.descending else page.c.sort_key.asc()
+    outer_tie = page.c.id.desc() if sort.descending else page.c.id.asc()
     return (
         select(counted.c.total, page)
         .select_from(counted.outerjoin(page, true()))
-        .order_by(page.c.created_at.desc(), page.c.id.desc())
+        .order_by(outer.nulls_last(), outer_tie)
     )
 
 
@@ -236,6 +322,9 @@ def job_page(
     limit: int = 50,
     offset: int = 0,
     after: tuple[datetime, int] | None = None,
+    tag: str | None = None,
+    metric_bounds: Mapping[tuple[str, str], float] | None = None,
+    sort: JobSort | None = None,
 ) -> JobPage:
     """A page of the team's jobs, newest first, in ONE statement: rows, total and e-mails.
 
@@ -243,7 +332,19 @@ def job_page(
     older than it), offsets with `offset`; both may be combined. The total counts every row
     the filters match, whatever the page. The page is read one row longer than asked, so
     `next_after` needs no second query.
+
+    `tag` keeps jobs carrying that tag; `metric_bounds` maps (metric, "min"|"max") to a
+    bound on that COCO figure (a fraction, as in metrics.json: jobs without it drop out);
+    `sort` orders the rows otherwise (only the default order pages by keyset: with another,
+    `after` is refused with ValueError and `next_after` is None).
     """
+    sort = sort or JobSort()
+    if after is not None and not sort.is_default:
+        raise ValueError("keyset pages follow the newest-first order only; use offset")
+    bounds = tuple(sorted((metric_bounds or {}).items()))
+    for (metric, side), _ in bounds:
+        if metric not in LIST_METRICS or side not in ("min", "max"):
+            raise ValueError(f"no bound {side!r} on {metric!r}")
     limit = max(1, limit)
     params: dict[str, Any] = {"team_id": team_id, "limit": limit + 1, "offset": max(0, offset)}
     if state is not None:
@@ -258,6 +359,10 @@ def job_page(
         params["pattern"] = like_pattern(q)
     if after is not None:
         params["after_at"], params["after_id"] = after
+    if tag:
+        params["tag_pattern"] = tag_pattern(tag)
+    for (metric, side), value in bounds:
+        params[f"{side}_{metric}"] = float(value)
     statement = _page_statement(
         states=state is not None,
         kind=kind is not None,
@@ -265,14 +370,19 @@ def job_page(
         creator=created_by is not None,
         search=bool(q),
         keyset=after is not None,
+        tag=bool(tag),
+        bounds=tuple(key for key, _ in bounds),
+        sort=sort,
     )
     result = session.execute(statement, params).all()
     total = int(result[0][0]) if result else 0
-    rows = [JobListRow._make(row[1:]) for row in result if row[1] is not None]
+    width = len(JobListRow._fields)
+    rows = [JobListRow._make(row[1 : 1 + width]) for row in result if row[1] is not None]
     next_after = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_after = (rows[-1].created_at, rows[-1].id)
+        if sort.is_default:
+            next_after = (rows[-1].created_at, rows[-1].id)
     return JobPage(rows=rows, total=total, next_after=next_after)
 
 
@@ -297,6 +407,34 @@ def list_jobs(
     )
     stmt = scoped(select(Job).where(*conditions), Job, team_id)
     return paged(session, stmt, (Job.created_at.desc(), Job.id.desc()), limit, offset)
+
+
+MAX_TAGS = 20
+MAX_TAG_LENGTH = 40
+MAX_NOTE_LENGTH = 4000
+
+
+def annotate_job(
+    session: Session,
+    *,
+    team_id: int,
+    job_id: int,
+    tags: Sequence[str] | None = None,
+    note: str | None = None,
+) -> Job | None:
+    """Set a job's tags and/or note (None leaves that one as it is); None if not found.
+
+    The caller validates (api.schemas.JobPatch) and commits.
+    """
+    job = get_job(session, team_id=team_id, job_id=job_id)
+    if job is None:
+        return None
+    if tags is not None:
+        job.tags = list(dict.fromkeys(tags))
+    if note is not None:
+        job.note = note
+    session.flush()
+    return job
 
 
 def request_cancel(session: Session, *, team_id: int, job_id: int) -> Job | None:

@@ -146,6 +146,11 @@ export function post<T>(path: string, body?: unknown): Promise<T> {
   return request<T>("POST", path, { body });
 }
 
+/** PATCH shorthand (a JSON body). */
+export function patch<T>(path: string, body: unknown): Promise<T> {
+  return request<T>("PATCH", path, { body });
+}
+
 /** DELETE shorthand. */
 export function del<T>(path: string): Promise<T> {
   return request<T>("DELETE", path);

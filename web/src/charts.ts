@@ -64,7 +64,7 @@ export class LineChart {
 
   constructor(
     title: string,
-    opts: { yLabel?: string; log?: boolean; xLabel?: string; height?: number; id?: string } = {},
+    private readonly opts: { yLabel?: string; log?: boolean; xLabel?: string; height?: number; id?: string; min?: number } = {},
   ) {
     const canvas = h("canvas", { role: "img", "aria-label": title });
     this.empty = h("div", { class: "chart-empty" }, "No data yet");
@@ -135,6 +135,32 @@ export class LineChart {
     this.chart.destroy();
   }
 
+  /** One value (a single point, or a flat line) gets an axis around it, not Chart.js's -1..1. */
+  private fitFlatAxis(): void {
+    const ys = this.chart.data.datasets.flatMap((d) => d.data.map((p) => p.y)).filter((y) => Number.isFinite(y));
+    const y = this.chart.options.scales?.y;
+    if (!y || this.opts.log) return;
+    const floor = this.opts.min;
+    if (ys.length && Math.min(...ys) === Math.max(...ys)) {
+      const v = ys[0];
+      const pad = Math.abs(v) * 0.25 || 1;
+      y.min = floor !== undefined ? Math.max(floor, v - pad) : v - pad;
+      y.max = v + pad;
+    } else {
+      y.min = floor;
+      y.max = undefined;
+    }
+    const xs = this.chart.data.datasets.flatMap((d) => d.data.map((p) => p.x));
+    const x = this.chart.options.scales?.x;
+    if (x && xs.length && Math.min(...xs) === Math.max(...xs)) {
+      x.min = Math.max(0, xs[0] - 1);
+      x.max = xs[0] + 1;
+    } else if (x) {
+      x.min = undefined;
+      x.max = undefined;
+    }
+  }
+
   private dataset(name: string, style: { color?: string; dash?: number[]; label?: string }): LineSet {
     let set = this.chart.data.datasets.find((d) => (d as LineSet & { key?: string }).key === name) as LineSet | undefined;
     if (!set) {
@@ -160,6 +186,7 @@ export class LineChart {
       this.empty.hidden = this.hasData();
       // How many points are drawn, for tests and tools that watch the chart fill live.
       this.element.dataset.points = String(this.chart.data.datasets.reduce((n, d) => n + d.data.length, 0));
+      this.fitFlatAxis();
       this.chart.update("none");
     });
   }

@@ -46,10 +46,36 @@ export function bytes(n: number | null | undefined): string {
   return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
 
-/** COCO AP (0..1, -1 for "no objects of that size") as the usual percentage with one decimal. */
+/** The one unit of every AP figure the dashboard shows: percent, one decimal. */
+export const AP_UNIT = "%";
+
+/** COCO AP (a fraction 0..1; -1 for "no object of this size") as "12.3 %"; "n/a" for -1. */
 export function ap(value: number | null | undefined): string {
-  if (value === null || value === undefined || !Number.isFinite(value) || value < 0) return "—";
-  return (value * 100).toFixed(1);
+  if (value === null || value === undefined || !Number.isFinite(value)) return "—";
+  if (value < 0) return "n/a";
+  return `${(value * 100).toFixed(1)} ${AP_UNIT}`;
+}
+
+/** An AP difference in percentage points: "+1.2 pt". */
+export function apDelta(points: number): string {
+  return `${points >= 0 ? "+" : ""}${points.toFixed(1)} pt`;
+}
+
+/** Why an AP figure is empty or not to be read as a result (null when it is an ordinary one). */
+export function apReason(value: number | null | undefined, opts: { scratchCpu?: boolean } = {}): string | null {
+  if (value === null || value === undefined || !Number.isFinite(value)) return "not evaluated";
+  if (value < 0) return "no object of this size in the evaluated images (COCO reports -1)";
+  if (opts.scratchCpu && value < 0.01) return "trained from scratch for a few CPU minutes: an AP this low is expected, not a result";
+  return null;
+}
+
+/** Milliseconds with their spread when known: "31.2 ms ± 2.1 (20 runs, median)". */
+export function latency(ms: number | null | undefined, spread?: { iqr?: number | null; std?: number | null; repeats?: number | null }): string {
+  if (ms === null || ms === undefined || !Number.isFinite(ms)) return "—";
+  const base = `${num(ms)} ms`;
+  const s = spread?.iqr ?? spread?.std;
+  if (s === null || s === undefined || !Number.isFinite(s)) return base;
+  return `${base} ± ${num(s, 2)}`;
 }
 
 /** A compact number: 8.7 M, 12.3 k, 0.0012. */

@@ -45,7 +45,16 @@ export interface CocoMetrics {
 export interface ModelEfficiency {
   params?: number;
   gflops?: number;
+  /** The median of `latency_repeats` timed runs (one figure when no spread is stored). */
   latency_ms?: number;
+  /** Spread of the timed runs, when core/evaluation/efficiency.py stores one. */
+  latency_ms_iqr?: number;
+  latency_ms_std?: number;
+  latency_repeats?: number;
+  /** onnxruntime (CPU) median latency of the exported model. */
+  onnx_latency_ms?: number;
+  onnx_latency_ms_iqr?: number;
+  onnx_latency_ms_std?: number;
   device?: string;
 }
 
@@ -59,6 +68,10 @@ export interface JobMetrics {
     teacher?: ModelEfficiency | null;
     ratios?: { params?: number; gflops?: number; latency?: number } | null;
   } | null;
+  /** The ONNX export check: onnxruntime vs PyTorch outputs on one input. */
+  export?: { onnx_max_abs_diff?: number | null } | null;
+  /** What the evaluation ran on. */
+  dataset?: { train_images?: number; val_images?: number; categories?: (string | number)[]; val_split?: string } | null;
   [key: string]: unknown;
 }
 
@@ -80,6 +93,8 @@ export interface Job {
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
+  tags?: string[];
+  note?: string;
 }
 
 /** The spec fields a job list shows (GET /jobs rows carry no spec). */
@@ -111,6 +126,8 @@ export interface JobSummary {
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
+  tags?: string[];
+  note?: string;
 }
 
 /** A page of GET /jobs: `next_cursor` continues it (`?after=`), null on the last page. */
@@ -169,6 +186,7 @@ export interface Teacher {
   errors: (Issue | string)[] | null;
   info?: Record<string, unknown> | null;
   created_at: string;
+  created_by?: number | null;
 }
 
 export interface Artifact {
@@ -191,6 +209,8 @@ export interface MetricPointRow {
   step: number;
   epoch?: number;
   value: number;
+  /** The stage the point belongs to (teacher, distill, finetune), when the series carry it. */
+  stage?: string;
 }
 
 export interface CompareResult {

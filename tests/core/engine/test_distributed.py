@@ -82,3 +82,17 @@ def test_two_gloo_processes_train_identical_replicas(tmp_path: Path) -> None:
     # Only rank 0 wrote the checkpoint, and it holds the module without DDP's prefix.
     checkpoint = torch.load(tmp_path / "last.pt", weights_only=True)
     assert checkpoint["step"] == 6 and "conv.weight" in checkpoint["model"]["model"]
+
+
+def test_ddp_leaves_the_frozen_teacher_alone() -> None:
+    from torch import nn
+
+    from core.engine.distributed import ddp_ignored_names
+
+    model = TinyLossModel()
+    model.teacher = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4)).requires_grad_(False)
+    ignored = set(ddp_ignored_names(model))
+    teacher_names = {f"teacher.{n}" for n, _ in model.teacher.named_parameters()}
+    teacher_names |= {f"teacher.{n}" for n, _ in model.teacher.named_buffers()}
+    assert ignored == teacher_names  # the student's BN statistics are still DDP's
+    assert "norm.running_mean" not in ignored

@@ -2,10 +2,17 @@
 import { get } from "../api";
 import { LineChart, PALETTE } from "../charts";
 import { h, replace } from "../dom";
-import { ap, archLabel, num } from "../format";
+import { ap, apReason, archLabel, num } from "../format";
 import { href, navigate } from "../router";
-import type { CompareResult, Job, JobPage, JobSummary, MetricPointRow } from "../types";
+import { loadSpecCatalog } from "../spec";
+import { realDifferences } from "../specfill";
+import { inSequence } from "../stages";
+import type { CompareResult, Job, JobPage, JobSummary, MetricPointRow, ModelEfficiency, SpecCatalog } from "../types";
+import { scratchCpuRun } from "../components/metric";
 import { card, emptyState, errorState, loading, pageHeader, stateBadge } from "../components/ui";
+
+/** A lead in AP smaller than this (0.5 point) is within what a re-run or another val sample moves. */
+export const AP_NOISE = 0.005;
 
 const METRIC_ORDER = ["AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "params", "gflops", "latency_ms", "latency"];
 // Parameters, compute, latency and student/teacher ratios: smaller is better.
@@ -117,14 +124,37 @@ export function renderCompare(main: HTMLElement, query: URLSearchParams): () => 
     // The student's figures first (what a comparison is for); teachers and ratios below.
     const primary = all.filter((n) => n.startsWith("student/") || n.startsWith("efficiency/student/") || !n.includes("/")).sort(order);
     const secondary = all.filter((n) => !primary.includes(n)).sort((a, b) => a.localeCompare(b));
+    // A star only where the lead exceeds the noise: parameters and GFLOPs are exact; AP must
+    // lead by more than AP_NOISE; latency only with a stored spread that does not overlap.
+    const spreadOf = (name: string, i: number): number | null => {
+      const m = /^efficiency\/(student|teacher)\/latency_ms$/.exec(name);
+      if (!m) return null;
+      const e = jobs[i].metrics?.efficiency?.[m[1] as "student" | "teacher"] as ModelEfficiency | null | undefined;
+      const s = e?.latency_ms_iqr ?? e?.latency_ms_std;
+      return typeof s === "number" && Number.isFinite(s) ? s : null;
+    };
     const best = new Map<string, number>();
     for (const name of all) {
+      if (/ratios|^teacher\/|efficiency\/teacher/.test(name)) continue; // shared teachers, derived ratios: nothing to rank
       const values = metrics[name].map((v) => (typeof v === "number" && Number.isFinite(v) && !(isApMetric(name) && v < 0) ? v : null));
-      const valid = values.filter((v): v is number => v !== null);
-      if (valid.length < 2 || Math.min(...valid) === Math.max(...valid)) continue;
-      best.set(name, LOWER_IS_BETTER.test(name) ? Math.min(...valid) : Math.max(...valid));
+      const valid = values.map((v, i) => ({ v, i })).filter((x): x is { v: number; i: number } => x.v !== null);
+      if (valid.length < 2) continue;
+      const lower = LOWER_IS_BETTER.test(name);
+      valid.sort((a, b) => (lower ? a.v - b.v : b.v - a.v));
+      const [first, second] = valid;
+      const lead = Math.abs(first.v - second.v);
+      if (lead === 0) continue;
+      if (isApMetric(name) && lead <= AP_NOISE) continue;
+      if (/latency/.test(name)) {
+        const a = spreadOf(name, first.i);
+        const b = spreadOf(name, second.i);
+        if (a === null || b === null || lead <= a + b) continue;
+      }
+      best.set(name, first.v);
     }
+    const scratch = jobs.map((j) => scratchCpuRun(j));
     const fmt = (name: string, v: number | string | null) => (typeof v === "number" ? (isApMetric(name) ? ap(v) : num(v)) : v === null ? "—" : String(v));
+    const why = (name: string, v: number | string | null, i: number) => (isApMetric(name) && typeof v === "number" ? apReason(v, { scratchCpu: scratch[i] }) : null);
     const table = (names: string[], id: string, full: boolean) =>
       h(
         "div",
@@ -144,7 +174,14 @@ export function renderCompare(main: HTMLElement, query: URLSearchParams): () => 
                 names.map((n) => {
                   const v = metrics[n][i];
                   const isBest = best.has(n) && typeof v === "number" && v === best.get(n);
-                  return h("td", { class: `num${isBest ? " best" : ""}`, "data-best": isBest ? "true" : null, title: isBest ? "best in this column" : null }, fmt(n, v), isBest ? h("span", { class: "best-mark", "aria-label": "best" }, " ★") : null);
+                  const reason = why(n, v, i);
+                  return h(
+                    "td",
+                    { class: `num${isBest ? " best" : ""}`, "data-best": isBest ? "true" : null, title: isBest ? "best in this column, by more than the noise" : reason },
+                    isApMetric(n) ? h("span", { class: "ap", "data-ap": typeof v === "number" ? v : "" }, fmt(n, v)) : fmt(n, v),
+                    reason && typeof v === "number" && v >= 0 ? h("sup", { class: "why", title: reason }, "†") : null,
+                    isBest ? h("span", { class: "best-mark", "aria-label": "best" }, " ★") : null,
+                  );
                 }),
               ),
             ),
@@ -160,7 +197,20 @@ export function renderCompare(main: HTMLElement, query: URLSearchParams): () => 
         )
       : h("p", { class: "muted" }, "None of these jobs has metrics yet.");
 
-    const diff = result.spec_diff ?? [];
+    // The real differences: canonical specs with core/spec.py's defaults filled (server's catalog).
+    let catalog: SpecCatalog | null = null;
+    try {
+      catalog = await loadSpecCatalog();
+    } catch {
+      catalog = null;
+    }
+    const diff = catalog ? realDifferences(jobs.map((j) => j.spec), catalog) : (result.spec_diff ?? []);
+    const hashes = h(
+      "p",
+      { class: "muted", id: "spec-hashes" },
+      "Spec hashes (as stored, the ones report.md and metrics.json carry): ",
+      jobs.map((j, i) => [i ? " · " : "", `#${j.id} `, h("code", { "data-job-id": j.id }, j.spec_hash || "—")]),
+    );
     const diffTable = diff.length
       ? h(
           "div",
@@ -176,7 +226,7 @@ export function renderCompare(main: HTMLElement, query: URLSearchParams): () => 
             ),
           ),
         )
-      : h("p", { class: "muted" }, "The specs are identical (apart from names).");
+      : h("p", { class: "muted" }, "The specs are identical once defaults are filled in (names aside).");
 
     // Curves: every job's series, one chosen series per chart.
     const series = await Promise.all(
@@ -188,7 +238,7 @@ export function renderCompare(main: HTMLElement, query: URLSearchParams): () => 
       charts.push(chart);
       const draw = (name: string) => {
         jobs.forEach((j, i) => {
-          const pts = (series[i][name] ?? []).map((p) => ({ x: p.step, y: name.startsWith("eval/") ? p.value * 100 : p.value }));
+          const pts = inSequence(series[i][name] ?? []).points.map((p) => ({ x: p.x, y: name.startsWith("eval/") ? p.value * 100 : p.value }));
           chart.setSeries(`job-${j.id}`, pts, { color: colors[i], label: jobLabel(j) });
         });
       };
@@ -206,9 +256,17 @@ export function renderCompare(main: HTMLElement, query: URLSearchParams): () => 
     replace(
       main,
       pageHeader("Compare", `${jobs.length} jobs`, h("a", { class: "btn", href: "#/compare" }, "Choose other jobs")),
-      card("Metrics", h("p", { class: "muted" }, "The student's COCO metrics (×100) and cost; ★ marks the best value in each column (highest AP, fewest parameters, lowest latency)."), metricsTable),
+      card(
+        "Metrics",
+        h(
+          "p",
+          { class: "muted" },
+          "The student's COCO AP (%) and cost. ★ marks the best value in a column only where it leads by more than the noise: any difference in parameters or GFLOPs, more than 0.5 AP points, latency only when its stored spread does not overlap (one median figure gets no star). † AP from a run trained from scratch for a few CPU minutes, or n/a: no object of this size.",
+        ),
+        metricsTable,
+      ),
       card("Curves", allNames.length ? h("div", { class: "chart-grid" }, chartBlock(firstSeries, "compare-a"), chartBlock(secondSeries, "compare-b")) : h("p", { class: "muted" }, "No curves recorded yet.")),
-      card("What differs in the specs", diffTable),
+      card("What differs in the specs", hashes, diffTable),
     );
   })();
   return () => charts.forEach((c) => c.destroy());

@@ -2,11 +2,18 @@
 import { ApiError, artifactPath, del, downloadFile, fetchBlob, get, post } from "../api";
 import { barChart } from "../charts";
 import { h, replace } from "../dom";
-import { ap, archLabel, bytes, duration, fullTime, jobDuration, num, relativeTime } from "../format";
+import { apDelta, archLabel, bytes, duration, fullTime, jobDuration, latency, num, relativeTime } from "../format";
 import { href, navigate } from "../router";
+import { loadSpecCatalog } from "../spec";
+import { filledSpec } from "../specfill";
 import { streamEvents } from "../sse";
-import type { Artifact, CocoMetrics, Job, JobEventRow, ListOf, MetricPointRow, Progress } from "../types";
+import type { Artifact, CocoMetrics, Job, JobEventRow, ListOf, MetricPointRow, ModelEfficiency, Progress, SpecCatalog } from "../types";
+import { confirmDialog } from "../components/dialog";
+import { zoomable } from "../components/lightbox";
+import { apCell, scratchCpuRun, scratchNote } from "../components/metric";
 import { card, errorState, jobFraction, loading, pageHeader, progressBar, stateBadge, toast } from "../components/ui";
+import { annotationsCard } from "./jobnotes";
+import { perClassTable, splitPictures } from "./predictions";
 import { errorHeadline, explainError } from "../words";
 import { JobCurves } from "./jobcurves";
 import { loadLookups } from "./lookups";
@@ -83,6 +90,13 @@ function errorCard(job: Job): HTMLElement | null {
   );
 }
 
+/** "Evaluated on 500 val images", from metrics.json's dataset record. */
+function evaluatedOn(job: Job): string | null {
+  const d = job.metrics?.dataset;
+  if (!d || d.val_images === undefined) return null;
+  return `Evaluated on ${d.val_images} ${d.val_split ?? "val"} images${d.train_images !== undefined ? ` (trained on ${d.train_images})` : ""}.`;
+}
+
 function metricsCard(job: Job): HTMLElement {
   const m = job.metrics;
   const student = (m?.student ?? (job.kind === "teacher" ? m?.teacher : null)) as CocoMetrics | null | undefined;
@@ -90,6 +104,7 @@ function metricsCard(job: Job): HTMLElement {
   if (!student) {
     return card("Metrics", h("p", { class: "muted" }, isActive(job) ? "COCO metrics appear here when the evaluation finishes." : "No metrics were recorded for this job."));
   }
+  const scratch = scratchCpuRun(job);
   const own = job.kind === "teacher" ? "Teacher" : "Student";
   const rows = METRIC_ROWS.map(([key, label]) => {
     const s = student[key] as number | undefined;
@@ -101,11 +116,15 @@ function metricsCard(job: Job): HTMLElement {
       "tr",
       { class: key === "AP_small" ? "highlight" : "", "data-metric": key },
       h("th", { scope: "row" }, label, key === "AP_small" ? h("span", { class: "tag" }, "small objects") : null),
-      h("td", { class: "num strong" }, ap(s)),
-      teacher ? h("td", { class: "num" }, ap(t)) : null,
-      teacher ? h("td", { class: `num ${diff === null ? "" : diff >= 0 ? "good" : "bad"}` }, diff === null ? "—" : `${diff >= 0 ? "+" : ""}${diff.toFixed(1)}`) : null,
-      teacher ? h("td", { class: "num" }, kept === null ? "—" : `${kept.toFixed(0)}%`) : null,
+      h("td", { class: "num strong" }, apCell(s, { scratchCpu: scratch })),
+      teacher ? h("td", { class: "num" }, apCell(t)) : null,
+      teacher ? h("td", { class: `num ${diff === null ? "" : diff >= 0 ? "good" : "bad"}` }, diff === null ? "—" : apDelta(diff)) : null,
+      teacher ? h("td", { class: "num" }, kept === null ? "—" : `${kept.toFixed(0)}% of teacher`) : null,
     );
+  });
+  const lowShown = METRIC_ROWS.some(([k]) => {
+    const v = student[k] as number | undefined;
+    return scratch && typeof v === "number" && v >= 0 && v < 0.01;
   });
   const table = h(
     "table",
@@ -113,21 +132,38 @@ function metricsCard(job: Job): HTMLElement {
     h(
       "thead",
       null,
-      h("tr", null, h("th", null, "COCO metric (×100)"), h("th", { class: "num" }, own), teacher ? [h("th", { class: "num" }, "Teacher"), h("th", { class: "num" }, "Δ"), h("th", { class: "num" }, "Kept")] : null),
+      h("tr", null, h("th", null, "COCO metric (AP, %)"), h("th", { class: "num" }, own), teacher ? [h("th", { class: "num" }, "Teacher"), h("th", { class: "num" }, "Δ"), h("th", { class: "num" }, "Kept")] : null),
     ),
     h("tbody", null, rows),
   );
   const sizes: [keyof CocoMetrics, string][] = [["AP_small", "small"], ["AP_medium", "medium"], ["AP_large", "large"]];
   const bars = barChart(
-    "AP by object size",
+    "AP by object size (%)",
     sizes.map(([, l]) => l),
     [
       { label: own, data: sizes.map(([k]) => Math.max(0, ((student[k] as number) ?? 0) * 100)), colors: "#2563eb" },
       ...(teacher ? [{ label: "Teacher", data: sizes.map(([k]) => Math.max(0, ((teacher[k] as number) ?? 0) * 100)), colors: "#94a3b8" }] : []),
     ],
-    { height: 200, id: "ap-by-size", yLabel: "AP" },
+    { height: 200, id: "ap-by-size", yLabel: "AP (%)" },
   );
-  return card("Metrics", h("div", { class: "two-col" }, h("div", { class: "table-wrap" }, table), bars.element));
+  const evaluated = evaluatedOn(job);
+  return card(
+    "Metrics",
+    evaluated ? h("p", { class: "muted", id: "evaluated-on" }, evaluated) : null,
+    h("div", { class: "two-col" }, h("div", { class: "table-wrap" }, table, lowShown ? scratchNote() : null), bars.element),
+    h("p", { class: "muted" }, "n/a: no object of this size in the evaluated images (COCO reports -1)."),
+  );
+}
+
+/** A latency figure with its spread when one is stored, else the one figure said to be one. */
+function latencyOf(e: ModelEfficiency | null | undefined, onnx = false): string {
+  if (!e) return "—";
+  const ms = onnx ? e.onnx_latency_ms : e.latency_ms;
+  if (ms === undefined || ms === null) return "—";
+  const spread = onnx ? { iqr: e.onnx_latency_ms_iqr, std: e.onnx_latency_ms_std } : { iqr: e.latency_ms_iqr, std: e.latency_ms_std };
+  const text = latency(ms, { ...spread, repeats: e.latency_repeats });
+  const hasSpread = (spread.iqr ?? spread.std) !== undefined && (spread.iqr ?? spread.std) !== null;
+  return hasSpread ? `${text}${e.latency_repeats ? ` (${e.latency_repeats} runs)` : ""}` : `${text} (median, one figure: no spread stored)`;
 }
 
 function efficiencyCard(job: Job): HTMLElement | null {
@@ -137,12 +173,24 @@ function efficiencyCard(job: Job): HTMLElement | null {
   const t = e.teacher ?? null;
   const r = e.ratios ?? null;
   // The API's ratios are student ÷ teacher; people read "6× fewer" more easily than "0.17".
-  const ratio = (v: number | undefined | null, word: string) =>
-    v ? (v < 1 ? `${(1 / v).toFixed(1)}× ${word}` : `${v.toFixed(2)}× of teacher`) : "—";
-  const row = (label: string, sv: string, tv: string, rv: string) =>
-    h("tr", null, h("th", { scope: "row" }, label), h("td", { class: "num strong" }, sv), t ? h("td", { class: "num" }, tv) : null, t ? h("td", { class: "num" }, rv) : null);
+  const ratio = (v: number | undefined | null, word: string, more: string) =>
+    v ? (v < 1 ? `${(1 / v).toFixed(1)}× ${word}` : h("span", { class: v > 1 ? "bad" : "" }, `${v.toFixed(2)}× the teacher's${v > 1 ? ` (${more})` : ""}`)) : "—";
+  const row = (label: string, sv: string, tv: string, rv: string | HTMLElement, id: string) =>
+    h("tr", { "data-row": id }, h("th", { scope: "row" }, label), h("td", { class: "num strong" }, sv), t ? h("td", { class: "num" }, tv) : null, t ? h("td", { class: "num" }, rv) : null);
+  const diff = job.metrics?.export?.onnx_max_abs_diff;
+  const parity =
+    diff === undefined || diff === null
+      ? null
+      : h(
+          "p",
+          { id: "onnx-parity", class: diff <= 1e-3 ? "good" : "bad" },
+          `ONNX parity: onnxruntime vs PyTorch max |difference| ${diff.toExponential(1)} — `,
+          diff <= 1e-3 ? "the exported model computes what PyTorch does." : "larger than 1e-3: check the export before deploying it.",
+        );
+  const costlier = r?.gflops !== undefined && r?.gflops !== null && r.gflops > 1;
   return card(
     "Efficiency",
+    costlier ? h("p", { class: "alert alert-warn", id: "costlier-student" }, "This student needs more compute (GFLOPs) than its teacher: it is not a smaller model.") : null,
     h(
       "div",
       { class: "table-wrap" },
@@ -153,34 +201,36 @@ function efficiencyCard(job: Job): HTMLElement | null {
         h(
           "tbody",
           null,
-          row("Parameters", num(s.params), num(t?.params), ratio(r?.params, "fewer")),
-          row("GFLOPs", num(s.gflops), num(t?.gflops), ratio(r?.gflops, "less compute")),
-          row("Latency", s.latency_ms !== undefined ? `${num(s.latency_ms)} ms` : "—", t?.latency_ms !== undefined ? `${num(t.latency_ms)} ms` : "—", ratio(r?.latency, "faster")),
+          row("Parameters", num(s.params), num(t?.params), ratio(r?.params, "fewer", "more parameters"), "params"),
+          row("GFLOPs", num(s.gflops), num(t?.gflops), ratio(r?.gflops, "less compute", "more compute"), "gflops"),
+          row(`Latency, PyTorch${s.device ? ` (${s.device})` : ""}`, latencyOf(s), latencyOf(t), ratio(r?.latency, "faster", "slower"), "latency"),
+          s.onnx_latency_ms !== undefined ? row("Latency, ONNX Runtime (CPU)", latencyOf(s, true), t?.onnx_latency_ms !== undefined ? latencyOf(t, true) : "—", "—", "onnx-latency") : null,
         ),
       ),
     ),
-    s.device ? h("p", { class: "muted" }, `Latency measured on ${s.device}, batch 1, at the training image size.`) : null,
+    h("p", { class: "muted" }, `Batch 1 at the training image size${s.device ? `, PyTorch on ${s.device}` : ""}. One latency figure is a median of timed runs on a machine that may be busy: read it as a rough cost, not a ranking.`),
+    parity,
   );
 }
 
-function specCard(job: Job): HTMLElement {
-  const spec = job.spec;
-  const d = spec.distill;
+function specCard(job: Job, catalog: SpecCatalog | null): HTMLElement {
+  // Fields the stored spec leaves out read as core/spec.py's defaults (the served catalog).
+  const spec = catalog ? filledSpec(job.spec, catalog) : job.spec;
+  const d = job.kind === "teacher" ? undefined : spec.distill;
   const levels = d?.levels ?? {};
   const summary = h(
     "dl",
     { class: "kv" },
     h("dt", null, "Teacher"),
     h("dd", null, archLabel(spec.teacher?.arch), spec.teacher?.teacher_id ? ` (teacher #${spec.teacher.teacher_id})` : ""),
-    h("dt", null, "Student"),
-    h("dd", null, archLabel(spec.student?.arch)),
+    job.kind !== "teacher" ? [h("dt", null, "Student"), h("dd", null, archLabel(spec.student?.arch))] : null,
     h("dt", null, "Image size"),
     h("dd", null, String(spec.data?.image_size ?? "—")),
     h("dt", null, "Epochs"),
     h("dd", null, String(spec.schedule?.epochs ?? "—")),
     d ? [h("dt", null, "λ KD"), h("dd", null, String(d.lambda_kd)), h("dt", null, "Response KD"), h("dd", null, String(d.response))] : null,
     h("dt", null, "Spec hash"),
-    h("dd", null, h("code", null, job.spec_hash)),
+    h("dd", null, h("code", { id: "spec-hash", title: "the stored spec_hash: the one report.md and metrics.json carry" }, job.spec_hash || "—")),
   );
   const weights = Object.keys(levels).length
     ? h(
@@ -194,14 +244,15 @@ function specCard(job: Job): HTMLElement {
         ),
       )
     : null;
-  const json = JSON.stringify(spec, null, 2);
+  const json = JSON.stringify(job.spec, null, 2);
   return card(
     "Spec",
+    catalog ? h("p", { class: "muted" }, "Fields the stored spec leaves out are shown with core/spec.py's defaults.") : null,
     h("div", { class: "two-col" }, summary, weights),
     h(
       "details",
       null,
-      h("summary", null, "Full spec (JSON)"),
+      h("summary", null, "Stored spec (JSON)"),
       h("button", { class: "btn btn-small", type: "button", onclick: () => void navigator.clipboard?.writeText(json).then(() => toast("Spec copied")) }, "Copy"),
       h("pre", { class: "code", id: "spec-json" }, json),
     ),
@@ -228,6 +279,7 @@ export function renderJob(main: HTMLElement, jobId: number): () => void {
   const urls: string[] = [];
   let job: Job | null = null;
   let curves: JobCurves | null = null;
+  let catalog: SpecCatalog | null = null;
   let pollTimer: number | undefined;
   let streamLive = false;
   replace(main, loading());
@@ -240,6 +292,8 @@ export function renderJob(main: HTMLElement, jobId: number): () => void {
   const efficiencyHost = h("div", { id: "job-efficiency" });
   const picturesHost = h("div", { id: "job-pictures" });
   const specHost = h("div", { id: "job-spec" });
+  const notesHost = h("div", { id: "job-notes" });
+  const predictionsHost = h("div", { id: "job-predictions" });
   const logList = h("ol", { class: "logs", id: "job-logs", "aria-live": "polite" });
   const liveDot = h("span", { class: "live" });
   const seenLogs = new Set<string>();
@@ -262,12 +316,40 @@ export function renderJob(main: HTMLElement, jobId: number): () => void {
     }
   };
 
+  // The header's models, from the filled spec: a stored spec may leave the architectures out.
+  const models = (j: Job) => {
+    const spec = catalog ? filledSpec(j.spec, catalog) : j.spec;
+    const teacherArch = spec?.teacher?.arch;
+    if (j.kind === "teacher") return archLabel(teacherArch);
+    return `${archLabel(teacherArch)} → ${archLabel(spec?.student?.arch)}`;
+  };
+
   const renderHeader = () => {
     if (!job) return;
     const j = job;
     const actions: (HTMLElement | null)[] = [
       liveDot,
-      isActive(j) ? h("button", { class: "btn btn-danger", type: "button", id: "cancel-job", onclick: () => void act("Cancel requested", () => post(`/jobs/${j.id}/cancel`)) }, "Cancel") : null,
+      isActive(j)
+        ? h(
+            "button",
+            {
+              class: "btn btn-danger",
+              type: "button",
+              id: "cancel-job",
+              onclick: async () => {
+                const sure = await confirmDialog({
+                  title: `Cancel job #${j.id}?`,
+                  message: j.state === "running" ? "The worker stops it at its next step; what it trained so far is kept as a checkpoint, and Retry resumes from it." : "It leaves the queue before it starts.",
+                  confirm: "Cancel the job",
+                  cancel: "Keep it running",
+                  danger: true,
+                });
+                if (sure) await act("Cancel requested", () => post(`/jobs/${j.id}/cancel`));
+              },
+            },
+            "Cancel",
+          )
+        : null,
       j.state === "failed" || j.state === "canceled" ? h("button", { class: "btn", type: "button", id: "retry-job", onclick: () => void act("Job queued again", () => post(`/jobs/${j.id}/retry`)) }, "Retry") : null,
       h("a", { class: "btn", href: href("/new", { from: j.id }) }, "Clone"),
       h("a", { class: "btn", href: href("/compare", { jobs: j.id }) }, "Compare…"),
@@ -277,10 +359,15 @@ export function renderJob(main: HTMLElement, jobId: number): () => void {
             {
               class: "btn btn-ghost",
               type: "button",
-              onclick: () => {
-                if (confirm(`Delete job #${j.id} and its files? This cannot be undone.`)) {
-                  void del(`/jobs/${j.id}`).then(() => navigate("#/jobs"), (err: Error) => toast(err.message, "error"));
-                }
+              id: "delete-job",
+              onclick: async () => {
+                const sure = await confirmDialog({
+                  title: `Delete job #${j.id}?`,
+                  message: "Its metrics, logs and files (weights, report, pictures) go with it. This cannot be undone.",
+                  confirm: "Delete the job",
+                  danger: true,
+                });
+                if (sure) void del(`/jobs/${j.id}`).then(() => navigate("#/jobs"), (err: Error) => toast(err.message, "error"));
               },
             },
             "Delete",
@@ -294,7 +381,7 @@ export function renderJob(main: HTMLElement, jobId: number): () => void {
         h(
           "span",
           null,
-          `${j.kind} · ${archLabel(j.spec?.teacher?.arch)} → ${archLabel(j.spec?.student?.arch)} · run by ${j.creator_email ?? "—"} · created ${relativeTime(j.created_at)} · ${jobDuration(j)}`,
+          `${j.kind} · ${models(j)} · run by ${j.creator_email ?? "—"} · created ${relativeTime(j.created_at)} · ${jobDuration(j)}`,
           datasetLink ? [" · dataset ", datasetLink] : null,
         ),
         ...actions,
@@ -311,7 +398,16 @@ export function renderJob(main: HTMLElement, jobId: number): () => void {
     replace(errorHost, errorCard(job));
     replace(metricsHost, metricsCard(job));
     replace(efficiencyHost, efficiencyCard(job));
-    replace(specHost, specCard(job));
+    replace(specHost, specCard(job, catalog));
+    // Once: a live refresh must not wipe a note being typed.
+    if (!notesHost.firstChild) {
+      replace(
+        notesHost,
+        annotationsCard(job, (updated) => {
+          if (job) job = { ...job, tags: updated.tags, note: updated.note };
+        }),
+      );
+    }
   };
 
   const loadArtifacts = async () => {
@@ -367,23 +463,10 @@ export function renderJob(main: HTMLElement, jobId: number): () => void {
           ? card("Downloads", h("p", { class: "muted" }, "This job stored no files."))
           : null,
     );
-    const pictures = byKind.get("picture") ?? [];
-    if (!pictures.length) {
-      replace(picturesHost, job.state === "succeeded" && job.kind !== "teacher" ? card("Attention: teacher vs student", h("p", { class: "muted" }, "No pictures were produced for this job.")) : null);
-      return;
-    }
-    const grid = h("div", { class: "pictures" });
-    replace(
-      picturesHost,
-      card(
-        "Attention: teacher vs student",
-        h("p", { class: "muted" }, "Where each model looks, on validation images with small objects (brighter = more attention)."),
-        grid,
-      ),
-    );
-    for (const pic of pictures) {
-      const img = h("img", { alt: `Attention map ${pic.name.split("/").pop() ?? pic.name}` });
-      grid.appendChild(h("figure", { class: "picture" }, img, h("figcaption", null, (pic.name.split("/").pop() ?? pic.name).replace(/\.(png|jpg)$/i, "").replace(/[_-]+/g, " "))));
+    const { attention, boxes } = splitPictures(byKind.get("picture") ?? []);
+    const picture = (pic: Artifact, label: string) => {
+      const caption = (pic.name.split("/").pop() ?? pic.name).replace(/\.(png|jpg)$/i, "").replace(/[_-]+/g, " ");
+      const img = h("img", { alt: `${label} ${caption}` });
       fetchBlob(artifactPath(jobId, pic.name)).then(
         (blob) => {
           const url = URL.createObjectURL(blob);
@@ -392,7 +475,43 @@ export function renderJob(main: HTMLElement, jobId: number): () => void {
         },
         () => img.replaceWith(h("div", { class: "muted" }, "Picture unavailable")),
       );
+      return h("figure", { class: "picture", "data-picture": pic.name }, zoomable(img, `${label}: ${caption}`), h("figcaption", null, caption));
+    };
+    replace(predictionsHost, predictionsCard(job, boxes.map((p) => picture(p, "Predicted boxes"))));
+    if (!attention.length) {
+      replace(picturesHost, job.state === "succeeded" && job.kind !== "teacher" ? card("Attention: teacher vs student", h("p", { class: "muted" }, "No attention pictures were produced for this job.")) : null);
+      return;
     }
+    replace(
+      picturesHost,
+      card(
+        "Attention: teacher vs student",
+        h(
+          "p",
+          { class: "muted", id: "attention-caption" },
+          "Grad-CAM on validation images with small objects: the colour runs from blue (little influence on the top detections' score) through green and yellow to red (strong influence). Ground-truth boxes are green, the explained detections white. Click a picture to enlarge it; Escape closes it.",
+        ),
+        h("div", { class: "pictures" }, attention.map((p) => picture(p, "Attention map"))),
+      ),
+    );
+  };
+
+  const predictionsCard = (j: Job, pictures: HTMLElement[]): HTMLElement | null => {
+    const table = perClassTable(j);
+    if (!table && !pictures.length) return null;
+    return card(
+      "Predictions",
+      table,
+      pictures.length
+        ? h(
+            "div",
+            null,
+            h("h3", null, "Predicted boxes on validation images"),
+            h("p", { class: "muted" }, "Green: true positives; red: false positives; amber: objects missed (the teacher on the left where it is shown). Click to enlarge."),
+            h("div", { class: "pictures", id: "box-pictures" }, pictures),
+          )
+        : h("p", { class: "muted" }, "No predicted-box pictures were stored for this job."),
+    );
   };
 
   const loadSeries = async () => {
@@ -518,7 +637,9 @@ export function renderJob(main: HTMLElement, jobId: number): () => void {
       progressHost,
       errorHost,
       downloadsHost,
+      notesHost,
       metricsHost,
+      predictionsHost,
       efficiencyHost,
       card("Training curves", h("p", { class: "muted" }, "Each distillation term per pyramid level: P2 (stride 4) carries the small objects."), curves.element),
       card("Where the distillation works", curves.breakdown),
@@ -527,6 +648,14 @@ export function renderJob(main: HTMLElement, jobId: number): () => void {
       card("Logs", logList),
     );
     renderState();
+    void loadSpecCatalog().then(
+      (c) => {
+        catalog = c;
+        renderHeader();
+        if (job) replace(specHost, specCard(job, catalog));
+      },
+      () => undefined,
+    );
     void lookups.then((l) => {
       const ds = job?.dataset_id ? l.datasets.get(job.dataset_id) : undefined;
       if (ds) {

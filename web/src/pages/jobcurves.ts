@@ -2,6 +2,7 @@
 import { LEVEL_COLORS, LineChart, PALETTE, type Point } from "../charts";
 import { h, replace } from "../dom";
 import { num } from "../format";
+import { inSequence, type StageMark } from "../stages";
 
 const TERMS = ["spatial", "semantic", "context"] as const;
 const LEVELS = ["p2", "p3", "p4", "p5", "p6", "p7"];
@@ -14,6 +15,9 @@ export class JobCurves {
   private readonly charts: Record<string, LineChart>;
   private readonly optional: string[] = ["spatial", "semantic", "context", "response", "eval"];
   private breakdownPending = false;
+  /** Per series: the last step seen and the shift its current stage has on the global axis. */
+  private readonly position = new Map<string, { shift: number; last: number }>();
+  private readonly stageNote: HTMLElement = h("p", { class: "muted", id: "stage-note" });
 
   constructor() {
     this.charts = {
@@ -25,29 +29,48 @@ export class JobCurves {
       response: new LineChart("KD response (logits)", { id: "kd-response" }),
       lr: new LineChart("Learning rate", { id: "lr" }),
       throughput: new LineChart("Throughput", { id: "throughput", yLabel: "images/s" }),
-      eval: new LineChart("Validation AP during training (×100)", { id: "eval" }),
+      eval: new LineChart("Validation AP during training (%)", { id: "eval", yLabel: "AP (%)", min: 0 }),
     };
-    this.element = h("div", { class: "chart-grid", id: "curves" }, Object.values(this.charts).map((c) => c.element));
+    this.element = h("div", null, this.stageNote, h("div", { class: "chart-grid", id: "curves" }, Object.values(this.charts).map((c) => c.element)));
     this.breakdown = h("div", { id: "kd-breakdown" });
     this.refreshVisibility();
   }
 
   /** Replaces every series (initial load or re-synchronisation). */
-  load(series: Record<string, { step: number; value: number }[]>): void {
+  load(series: Record<string, { step: number; value: number; stage?: string }[]>): void {
+    let marks: StageMark[] = [];
     for (const [name, points] of Object.entries(series)) {
-      const pts = points.map((p) => ({ x: p.step, y: this.scale(name, p.value) }));
+      // Stages in sequence: a fine-tune whose steps restart at 1 continues after the distillation.
+      const staged = inSequence(points);
+      if (staged.stages.length > marks.length) marks = staged.stages;
+      const pts = staged.points.map((p) => ({ x: p.x, y: this.scale(name, p.value) }));
+      const lastPoint = staged.points[staged.points.length - 1];
+      if (lastPoint) this.position.set(name, { shift: lastPoint.x - lastPoint.step, last: lastPoint.step });
       this.series.set(name, pts);
       const target = this.route(name);
       if (target) target.chart.setSeries(name, pts, target.style);
     }
+    this.showStages(marks);
     this.refreshVisibility();
     this.scheduleBreakdown();
+  }
+
+  /** Says where each stage starts when a job's series run in more than one. */
+  private showStages(marks: StageMark[]): void {
+    this.stageNote.textContent =
+      marks.length > 1 ? `Stages in sequence on one step axis: ${marks.map((m) => `${m.name} from step ${m.start}`).join(", ")} (each stage's own steps restart at 1).` : "";
+    this.stageNote.hidden = marks.length <= 1;
   }
 
   /** Adds one point of one series (live). */
   add(name: string, step: number, value: number): void {
     if (!Number.isFinite(value)) return;
-    const point = { x: step, y: this.scale(name, value) };
+    // A step lower than the last one seen starts the next stage: it continues the axis.
+    const at = this.position.get(name) ?? { shift: 0, last: -Infinity };
+    if (step < at.last) at.shift += at.last;
+    at.last = step;
+    this.position.set(name, at);
+    const point = { x: step + at.shift, y: this.scale(name, value) };
     const pts = this.series.get(name) ?? [];
     const last = pts[pts.length - 1];
     if (last && last.x === step) last.y = point.y;
