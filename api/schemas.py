@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from api.bounds import NUL, nul_message
 
 
 class _Public(BaseModel):
@@ -178,6 +180,13 @@ class JobPatch(BaseModel):
         Field(None, max_length=20)
     )
     note: str | None = Field(None, max_length=4000)
+
+    @field_validator("note")
+    @classmethod
+    def _no_nul(cls, note: str | None) -> str | None:
+        if note is not None and NUL in note:
+            raise ValueError(nul_message("the note"))
+        return note
 
 
 class SpecSummary(BaseModel):

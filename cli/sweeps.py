@@ -68,7 +68,7 @@ def sweep_rows(sweeps: list[dict[str, Any]]) -> str:
         ]
         for s in sweeps
     ]
-    return format_table(["ID", "NAME", "STATE", "METHOD", "TRIALS", "OBJECTIVE", "BEST"], rows)
+    return format_table(rows, ["ID", "NAME", "STATE", "METHOD", "TRIALS", "OBJECTIVE", "BEST"])
 
 
 def trial_rows(sweep: dict[str, Any]) -> str:
@@ -83,7 +83,7 @@ def trial_rows(sweep: dict[str, Any]) -> str:
         ]
         for t in sweep.get("trials") or []
     ]
-    return format_table(["#", "JOB", "STATE", "VALUE", "PARAMS"], rows)
+    return format_table(rows, ["#", "JOB", "STATE", "VALUE", "PARAMS"])
 
 
 def _sweep_id(args: argparse.Namespace) -> int:

@@ -180,11 +180,11 @@ def check_space(base: JobSpec, sweep: SweepSpec) -> list[SpaceError]:
             errors.append(SpaceError(path, "this field is fixed for every trial"))
             continue
         try:
-            values = [param.example()]
-            if param.type != "categorical":
-                values.append(int(param.high or 0) if param.type == "int" else param.high)
-            else:
+            values: list[Choice] = [param.example()]
+            if param.type == "categorical":
                 values = list(param.choices or [])
+            elif param.high is not None:
+                values.append(int(param.high) if param.type == "int" else float(param.high))
             for value in values:
                 JobSpec.model_validate(set_path(raw, path, value))
         except SpaceError as exc:

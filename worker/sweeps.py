@@ -115,14 +115,21 @@ def make_pruner(config: SweepSpec) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def load_study(ctx: WorkerContext, sweep: Sweep, *, asked: int = 0) -> optuna.Study:
-    """The sweep's Optuna study (created on first use), with its sampler and pruner."""
+def load_study(
+    ctx: WorkerContext, sweep: Sweep, *, asked: int = 0, telling: bool = False
+) -> optuna.Study:
+    """The sweep's Optuna study (created on first use), with its sampler and pruner.
+
+    `telling`: for reporting and telling only, with a sampler that asks nothing (the grid
+    sampler would call `Study.stop` on its last tell, which only works inside `optimize`).
+    """
     config = SweepSpec.model_validate(sweep.config)
+    sampler = optuna.samplers.RandomSampler() if telling else make_sampler(config, asked)
     return optuna.create_study(
         study_name=sweep.study_name,
         storage=study_storage(ctx.settings.resolved_database_url),
         direction=config.direction,
-        sampler=make_sampler(config, asked),
+        sampler=sampler,
         pruner=make_pruner(config),
         load_if_exists=True,
     )
@@ -142,32 +149,41 @@ def _tell(study: optuna.Study, number: int, state: TrialState, value: float | No
 
 
 def _sync_finished(ctx: WorkerContext, sweep_id: int, study: optuna.Study) -> None:
-    """Tell Optuna every trial job that ended since the last advance; update the best."""
+    """Tell Optuna every trial job that ended since the last advance; update the best.
+
+    Optuna writes through its own connections: nothing is written here while it tells (on
+    SQLite a pending write of ours would lock it out).
+    """
     with session_scope(ctx.sessions) as session:
         sweep = sweep_repo.sweep_by_id(session, sweep_id=sweep_id)
         assert sweep is not None
         config = SweepSpec.model_validate(sweep.config)
-        trials = sweep_repo.sweep_trials(session, sweep_id=sweep_id)
-        for job in trials:
-            if job.trial_state != "running" or job.state in ("queued", "running"):
-                continue
-            assert job.trial_number is not None
-            value = objective_value(job.metrics, config.objective)
-            if job.state == "succeeded" and value is not None:
-                _tell(study, job.trial_number, TrialState.COMPLETE, value)
-                sweep_repo.set_trial_outcome(session, job_id=job.id, state="complete", value=value)
-                job.trial_state, job.trial_value = "complete", value
-            else:
-                _tell(study, job.trial_number, TrialState.FAIL, None)
-                sweep_repo.set_trial_outcome(session, job_id=job.id, state="failed")
-                job.trial_state = "failed"
-        best = _best(trials, config.direction)
+        ended = [
+            (job.id, job.trial_number, objective_value(job.metrics, config.objective), job.state)
+            for job in sweep_repo.sweep_trials(session, sweep_id=sweep_id)
+            if job.trial_state == "running" and job.state not in ("queued", "running")
+        ]
+    outcomes: list[tuple[int, str, float | None]] = []
+    for job_id, number, value, state in ended:
+        assert number is not None
+        if state == "succeeded" and value is not None:
+            _tell(study, number, TrialState.COMPLETE, value)
+            outcomes.append((job_id, "complete", value))
+        else:
+            _tell(study, number, TrialState.FAIL, None)
+            outcomes.append((job_id, "failed", None))
+    importance = parameter_importance(study)
+    with session_scope(ctx.sessions) as session:
+        for job_id, outcome, value in outcomes:
+            sweep_repo.set_trial_outcome(session, job_id=job_id, state=outcome, value=value)
+        session.flush()
+        best = _best(sweep_repo.sweep_trials(session, sweep_id=sweep_id), config.direction)
         sweep_repo.set_best(
             session,
             sweep_id=sweep_id,
             job_id=best.id if best else None,
             value=best.trial_value if best else None,
-            importance=parameter_importance(study),
+            importance=importance,
         )
 
 
@@ -209,7 +225,8 @@ def _advance_once(ctx: WorkerContext, sweep_id: int, send: SendJob) -> list[int]
             return []
         created, _ = sweep_repo.trial_counts(session, sweep_id=sweep_id)
         study = load_study(ctx, sweep, asked=created)
-    _sync_finished(ctx, sweep_id, study)
+        teller = load_study(ctx, sweep, telling=True)
+    _sync_finished(ctx, sweep_id, teller)
     queued: list[int] = []
     while True:
         with session_scope(ctx.sessions) as session:
@@ -232,7 +249,7 @@ def _advance_once(ctx: WorkerContext, sweep_id: int, send: SendJob) -> list[int]
                 spec = JobSpec.model_validate(trial_spec(sweep.spec, params))
             except ValueError as exc:
                 # The ends of each range were checked; a value inside it still may not fit.
-                study.tell(trial.number, state=TrialState.FAIL)
+                teller.tell(trial.number, state=TrialState.FAIL)
                 log.warning("sweep %s: trial %s refused: %s", sweep_id, trial.number, exc)
                 continue
             job = sweep_repo.add_trial_job(
@@ -301,7 +318,7 @@ class PruningHook(HookBase):
             assert sweep is not None
             self.number = job.trial_number
             self.objective = SweepSpec.model_validate(sweep.config).objective
-            self.study = load_study(ctx, sweep)
+            self.study = load_study(ctx, sweep, telling=True)
 
     def after_epoch(self) -> None:
         """After a new evaluation: report it, and raise TrialPruned if the pruner says so."""

@@ -29,9 +29,11 @@ LEVEL_ABLATIONS: tuple[str, ...] = tuple(f"drop_{name}" for name in LEVEL_NAMES)
 """Full hierarchical KD with one level or one term switched off."""
 TEACHER = "teacher"
 TUNING: dict[str, tuple[str, dict[str, Any]]] = {
+    "tune_lambda_0.001": ("HKD, lambda_KD 0.001", {"lambda_kd": 0.001}),
     "tune_lambda_0.01": ("HKD, lambda_KD 0.01", {"lambda_kd": 0.01}),
     "tune_lambda_0.1": ("HKD, lambda_KD 0.1", {"lambda_kd": 0.1}),
-    "tune_lambda_1": ("HKD, lambda_KD 1", {"lambda_kd": 1.0}),
+    "tune_lambda_3": ("HKD, lambda_KD 3", {"lambda_kd": 3.0}),
+    "tune_no_context": ("HKD without the context term", {"level_terms": {"context": 0.0}}),
     "tune_response_0.1": (
         "HKD with response KD (weight 1), lambda_KD 0.1",
         {"response": 1.0, "lambda_kd": 0.1},

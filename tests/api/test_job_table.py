@@ -132,6 +132,8 @@ def test_a_bad_tag_is_a_422_and_another_teams_job_a_404(
     job_id = seeded["a"]
     bad = client.patch(f"{API}/jobs/{job_id}", json={"tags": ['a"b']}, headers=team.headers)
     assert bad.status_code == 422 and "tags" in bad.text
+    nul = client.patch(f"{API}/jobs/{job_id}", json={"note": "a\u0000b"}, headers=team.headers)
+    assert nul.status_code == 422 and "NUL" in nul.text
     other: TeamContext = team_factory()
     assert (
         client.patch(f"{API}/jobs/{job_id}", json={"note": "x"}, headers=other.headers).status_code

@@ -232,7 +232,7 @@ def test_progress_updates_live_without_reload(page: Page, distillery: WebPlatfor
 
     page.get_by_role("link", name="Jobs", exact=True).click()
     metrics = distillery.api("GET", f"/jobs/{job_id}")["metrics"]
-    expect(row.locator(".col-ap")).to_have_text(f"{metrics['student']['AP'] * 100:.1f}")
+    expect(row.locator(".col-ap")).to_have_text(f"{metrics['student']['AP'] * 100:.1f} %")
     expect(row.locator(".col-user")).to_have_text(distillery.me.email)
     assert page.evaluate("window.__sameDocument === true")  # never reloaded on the way
     shot(page, "08-jobs-done")

@@ -123,6 +123,7 @@ def test_cancel_then_retry_from_the_job_page(page: Page, distillery: WebPlatform
     assert distillery.api("GET", f"/jobs/{job_id}")["state"] == "running"
 
     page.locator("#cancel-job").click()
+    page.locator(".confirm-dialog [data-confirm=yes]").click()  # the page asks first
     expect(badge).to_have_text("Canceled", timeout=WAIT_MS)
     expect(page.locator("#cancel-job")).to_have_count(0)
     retry = page.locator("#retry-job")

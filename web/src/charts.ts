@@ -188,6 +188,10 @@ export class LineChart {
       this.element.dataset.points = String(this.chart.data.datasets.reduce((n, d) => n + d.data.length, 0));
       this.fitFlatAxis();
       this.chart.update("none");
+      // The axes as drawn, for tests and tools (a single point must not read as -1..1).
+      const { x, y } = this.chart.scales;
+      if (y) Object.assign(this.element.dataset, { yMin: String(y.min), yMax: String(y.max) });
+      if (x) Object.assign(this.element.dataset, { xMin: String(x.min), xMax: String(x.max) });
     });
   }
 }

@@ -13,6 +13,7 @@ import { renderNewJob } from "./pages/newjob";
 import { renderDatasets, renderDataset } from "./pages/datasets";
 import { renderTeachers, renderTeacher } from "./pages/teachers";
 import { renderCompare } from "./pages/compare";
+import { renderSweep, renderSweeps } from "./pages/sweeps";
 
 /** What a page returns: an optional cleanup run when the user leaves it. */
 export type Cleanup = (() => void) | void;
@@ -26,6 +27,7 @@ const NAV: [string, string][] = [
   ["datasets", "Datasets"],
   ["teachers", "Teachers"],
   ["compare", "Compare"],
+  ["sweeps", "Sweeps"],
 ];
 
 function shell(me: Me, active: string): HTMLElement {
@@ -108,7 +110,7 @@ async function route(): Promise<void> {
     replace(app, renderLogin());
     return;
   }
-  const titles: Record<string, string> = { jobs: "Jobs", new: "New job", datasets: "Datasets", teachers: "Teachers", compare: "Compare" };
+  const titles: Record<string, string> = { jobs: "Jobs", new: "New job", datasets: "Datasets", teachers: "Teachers", compare: "Compare", sweeps: "Sweeps" };
   document.title = `${titles[section] ?? "Distillery"} · Distillery`;
   const main = h("main", { id: "main", tabindex: "-1" });
   replace(app, shell(me, section === "new" ? "new" : section), main);
@@ -128,6 +130,9 @@ async function route(): Promise<void> {
       break;
     case "compare":
       cleanup = renderCompare(main, r.query);
+      break;
+    case "sweeps":
+      cleanup = id ? renderSweep(main, id) : renderSweeps(main);
       break;
     default:
       navigate("#/jobs", true);

@@ -4,6 +4,7 @@ import { del } from "../api";
 import { field, h } from "../dom";
 import type { Child } from "../dom";
 import { navigate } from "../router";
+import { confirmDialog } from "./dialog";
 import { toast } from "./ui";
 
 /** A form field tagged with the API's field name, so upload errors land at it. */
@@ -79,8 +80,10 @@ export function deleteButton(what: string, path: string, back: string): HTMLElem
     {
       class: "btn btn-ghost",
       type: "button",
-      onclick: () => {
-        if (confirm(`Delete ${what}?`)) void del(path).then(() => navigate(back), (e: Error) => toast(e.message, "error"));
+      "data-action": "delete",
+      onclick: async () => {
+        const sure = await confirmDialog({ title: `Delete ${what}?`, message: "Its file goes with it. This cannot be undone.", confirm: "Delete", danger: true });
+        if (sure) void del(path).then(() => navigate(back), (e: Error) => toast(e.message, "error"));
       },
     },
     "Delete",

@@ -3,6 +3,7 @@ import type { Chart, Plugin } from "chart.js";
 import { get } from "../api";
 import { barChart } from "../charts";
 import { h, replace } from "../dom";
+import { uploader } from "../users";
 import { bytes, fullTime, relativeTime } from "../format";
 import { href } from "../router";
 import type { Dataset, DatasetStatistics, ListOf } from "../types";
@@ -51,7 +52,7 @@ export function renderDatasets(main: HTMLElement): () => void {
           list,
           listTable(
             "datasets-table",
-            ["Name", "Status", "Format", num("Images"), num("Boxes"), num("Small"), num("Size"), "Uploaded", ""],
+            ["Name", "Status", "Format", num("Images"), num("Boxes"), num("Small"), num("Size"), "Uploaded", "By", ""],
             res.data.map((d) =>
               h(
                 "tr",
@@ -64,6 +65,7 @@ export function renderDatasets(main: HTMLElement): () => void {
                 h("td", { class: "num" }, smallShare(d.statistics)),
                 h("td", { class: "num" }, bytes(d.size_bytes)),
                 h("td", { title: fullTime(d.created_at) }, relativeTime(d.created_at)),
+                h("td", { class: "col-user" }, uploader(d.created_by)),
                 h("td", null, d.status === "ready" ? h("a", { class: "btn btn-small", href: href("/new", { dataset: d.id }) }, "Use in a job") : null),
               ),
             ),
@@ -197,7 +199,7 @@ export function renderDataset(main: HTMLElement, id: number): () => void {
         main,
         pageHeader(
           h("span", null, d.name, " ", stateBadge(d.status)),
-          `${d.format.toUpperCase()} · ${bytes(d.size_bytes)} · uploaded ${relativeTime(d.created_at)}`,
+          h("span", null, `${d.format.toUpperCase()} · ${bytes(d.size_bytes)} · uploaded ${relativeTime(d.created_at)} by `, uploader(d.created_by)),
           d.status === "ready" ? h("a", { class: "btn btn-primary", href: href("/new", { dataset: d.id }) }, "Use in a job") : null,
           h("a", { class: "btn", href: href("/jobs", { dataset: d.id }) }, "Jobs on it"),
           deleteButton(`dataset “${d.name}”`, `/datasets/${d.id}`, "#/datasets"),

@@ -8,6 +8,10 @@ import type { ListOf, Teacher } from "../types";
 import { issuesByFile } from "../components/issues";
 import { card, emptyState, errorState, loading, pageHeader, stateBadge, toast } from "../components/ui";
 import { uploadForm } from "../components/upload";
+import { fieldTable } from "../components/fields";
+import { apCell } from "../components/metric";
+import { uploader } from "../users";
+import type { CocoMetrics } from "../types";
 import { appendName, deleteButton, listTable, namedField, num, poll } from "../components/uploaded";
 
 /** The teacher list with its upload form; polls while a teacher is validating. */
@@ -55,7 +59,7 @@ export function renderTeachers(main: HTMLElement): () => void {
         res.data.length
           ? listTable(
               "teachers-table",
-              ["Name", "Status", "Architecture", num("FPN"), num("Classes"), "Source", num("Size"), "Added"],
+              ["Name", "Status", "Architecture", num("FPN"), num("Classes"), "Source", "Uploaded by", num("Size"), "Added"],
               res.data.map((t) =>
                 h(
                   "tr",
@@ -66,6 +70,7 @@ export function renderTeachers(main: HTMLElement): () => void {
                   h("td", { class: "num" }, String(t.fpn_channels)),
                   h("td", { class: "num" }, t.num_classes ? String(t.num_classes - 1) : "—"),
                   h("td", null, t.source_job_id ? h("a", { href: `#/jobs/${t.source_job_id}` }, `job #${t.source_job_id}`) : "upload"),
+                  h("td", { class: "col-user" }, uploader(t.created_by)),
                   h("td", { class: "num" }, bytes(t.size_bytes)),
                   h("td", { title: fullTime(t.created_at) }, relativeTime(t.created_at)),
                 ),
@@ -87,7 +92,9 @@ export function renderTeacher(main: HTMLElement, id: number): () => void {
   return poll({
     fetch: () => get<Teacher>(`/teachers/${id}`),
     render: (t) => {
-      const info = t.info ?? {};
+      const info = (t.info ?? {}) as Record<string, unknown>;
+      const metrics = (info.metrics ?? null) as { teacher?: CocoMetrics | null; student?: CocoMetrics | null } | null;
+      const own = metrics?.teacher ?? metrics?.student ?? null;
       replace(
         main,
         pageHeader(
@@ -98,8 +105,40 @@ export function renderTeacher(main: HTMLElement, id: number): () => void {
         ),
         t.status === "validating" ? card("Checking", loading("Loading the checkpoint safely and matching it to the architecture…")) : null,
         t.errors && t.errors.length ? card("Why it was rejected", issuesByFile(t.errors)) : null,
-        Object.keys(info).length
-          ? card("Details", h("dl", { class: "kv" }, Object.entries(info).map(([k, v]) => [h("dt", null, k), h("dd", null, typeof v === "object" ? JSON.stringify(v) : String(v))])))
+        card(
+          "Details",
+          h(
+            "table",
+            { class: "table fields-table", id: "teacher-summary" },
+            h(
+              "tbody",
+              null,
+              h("tr", null, h("th", { scope: "row" }, "Architecture"), h("td", { title: t.arch }, archLabel(t.arch))),
+              h("tr", null, h("th", { scope: "row" }, "FPN channels"), h("td", null, String(t.fpn_channels))),
+              // The checkpoint's heads count the background class; the dataset's classes do not.
+              h("tr", { "data-field": "classes" }, h("th", { scope: "row" }, "Classes"), h("td", null, t.num_classes ? `${t.num_classes - 1} (+ background)` : "—")),
+              h("tr", null, h("th", { scope: "row" }, "Source"), h("td", null, t.source_job_id ? h("a", { href: `#/jobs/${t.source_job_id}` }, `trained by job #${t.source_job_id}`) : "uploaded checkpoint")),
+              h("tr", null, h("th", { scope: "row" }, "Uploaded by"), h("td", null, uploader(t.created_by))),
+              h("tr", null, h("th", { scope: "row" }, "Size"), h("td", null, bytes(t.size_bytes))),
+            ),
+          ),
+          Object.keys(info).length ? fieldTable("teacher-info", info, ["metrics", "num_classes", "source_job_id"]) : null,
+        ),
+        own
+          ? card(
+              "Evaluation",
+              h(
+                "table",
+                { class: "table fields-table", id: "teacher-metrics" },
+                h(
+                  "tbody",
+                  null,
+                  (["AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large"] as const).map((k) => h("tr", { "data-metric": k }, h("th", { scope: "row" }, k.replace("_", " ")), h("td", { class: "num" }, apCell(own[k])))),
+                  Object.entries(own.per_class ?? {}).map(([name, v]) => h("tr", { "data-class": name }, h("th", { scope: "row" }, `AP · ${name}`), h("td", { class: "num" }, apCell(v)))),
+                ),
+              ),
+              h("p", { class: "muted" }, "COCO AP in percent; n/a: no object of this size in the evaluated images."),
+            )
           : null,
       );
       return t.status === "validating";
