@@ -302,13 +302,16 @@ def _run_claimed(
     sink = DbMetricSink()
     progress = JobProgressHook(ctx, job.id, keeper=keeper, sink=sink)
     hooks: list[HookBase] = [MetricSinkHook(sink, every=spec.schedule.log_every), progress]
-    hooks.extend(trial_hooks(ctx, job.id))  # a sweep's trial: val scores to its pruner
+    trial = trial_hooks(ctx, job.id)  # a sweep's trial: val scores to its pruner
+    hooks.extend(trial)
     result = run_core_job(
         spec,
         out,
         hooks=hooks,
         resume=resume,
         on_checkpoint=CheckpointUploader(ctx, job.id, progress=progress),
+        # The trials of a sweep share one teacher and dataset: they share its features too.
+        feature_cache_dir=ctx.settings.data_dir.resolve() / "teacher-features" if trial else None,
     )
     upload_artifacts(ctx, job, out, list(result.artifacts))
     metrics = dict(result.metrics)

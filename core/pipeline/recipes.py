@@ -83,7 +83,8 @@ def attach_feature_cache(run: RunContext, distiller: HierarchicalDistiller) -> s
     namespace = cache_namespace(
         teacher_digest=file_checksum(Path(spec.teacher.checkpoint)),
         data={
-            "path": data.path,
+            # A platform dataset by its id: each worker unpacks it to a folder of its own.
+            "dataset": data.dataset_id if data.dataset_id is not None else data.path,
             "train_split": data.train_split,
             "format": data.format,
             "image_size": data.image_size,
