@@ -26,7 +26,12 @@ def test_train_step_prints_kd_and_plain_figures(capsys: pytest.CaptureFixture[st
     assert _positive(figures["plain images/s"]) and _positive(figures["kd images/s"])
     assert _positive(figures["kd / plain step time"])
     assert len(payload["samples_s"]["kd"]) == 1
-    _printed_machine(capsys.readouterr().out, "train step: hierarchical KD vs plain")
+    for mode in ("kd_cached", "fitnets_at"):
+        assert _positive(figures[f"{mode} / plain step time"]) and _positive(
+            figures[f"{mode} images/s"]
+        )
+    title = "train step: plain, hierarchical KD (uncached, cached), FitNets + AT"
+    _printed_machine(capsys.readouterr().out, title)
 
 
 def test_train_step_memory_probe_reports_rss() -> None:

@@ -71,7 +71,7 @@ def test_tuning_scores_the_trained_teacher_on_val(study: Path) -> None:
     assert teacher_file.stat().st_mtime == trained_at
     assert {f"coco/{name}/seed0" for name in TUNING} <= set(records)
     text = report.read_text()
-    assert "**val** split" in text and "HKD, lambda_KD 0.3" in text
+    assert "**val** split" in text and "HKD, lambda_KD 0.1" in text
     assert best_candidate(list(records.values())) in {*TUNING, "hierarchical"}
 
 

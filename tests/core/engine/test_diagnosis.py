@@ -108,7 +108,8 @@ def test_the_trainer_diagnoses_every_n_steps_and_the_sink_gets_it() -> None:
     assert [step for step, _ in state.grad_history] == [1, 3, 5]
     assert [step for step, _ in sink.series("kd/grad/spatial/p2")] == [1, 3, 5]
     assert [step for step, _ in sink.series("det/grad")] == [1, 3, 5]
-    assert [step for step, _ in sink.series("loss/total")] == [5]
+    # Every 5 steps, and the stage's first and last (6 steps in all).
+    assert [step for step, _ in sink.series("loss/total")] == [1, 5, 6]
     assert all(value > 0 for _, value in sink.series("kd/grad/total"))
 
 
