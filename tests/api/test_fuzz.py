@@ -25,7 +25,7 @@ from tests.api.factories import make_dataset, make_teacher, set_job
 from tests.platform_fixtures import TeamContext
 
 API = "/api/v1"
-EXAMPLES_PER_OPERATION = 12
+EXAMPLES_PER_OPERATION = 6
 """Random examples per operation, beside schemathesis' boundary (coverage) cases."""
 
 
