@@ -1,5 +1,5 @@
 """The lease reaper: re-queues jobs whose worker stopped renewing its lease, and resends them;
-its watchdog fails uploads whose validation never finished."""
+its watchdog fails uploads whose validation never finished, and it advances sweeps left idle."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from typing import Any, ClassVar
 from celery import bootsteps
 
 from store import repositories as repo
-from store.broker import TASK_RUN_JOB
+from store.broker import TASK_ADVANCE_SWEEP, TASK_RUN_JOB, VALIDATION_QUEUE
 from store.db import session_scope
+from store.repositories import sweeps as sweep_repo
 from worker.celery_base import DistilleryCelery
 from worker.context import context_for
 
@@ -25,8 +26,9 @@ def reap_once(app: DistilleryCelery, *, now: datetime | None = None) -> list[int
     Jobs queued longer than `settings.stale_queue_seconds` are sent again too: a serverless
     broker loses a message delivered to a worker that dies before it claims the job. Uploads
     still validating after `settings.validation_timeout_seconds` are marked invalid (the
-    watchdog: a validation killed with its worker would otherwise stay `validating`).
-    Returns the ids of the jobs sent.
+    watchdog: a validation killed with its worker would otherwise stay `validating`). Running
+    sweeps with nothing in flight and nothing finished for a lease are advanced again (a
+    worker killed between a trial and its advance). Returns the ids of the jobs sent.
     """
     ctx = context_for(app.settings)
     now = now or datetime.now(UTC)
@@ -41,6 +43,14 @@ def reap_once(app: DistilleryCelery, *, now: datetime | None = None) -> list[int
             older_than=now - timedelta(seconds=timeout),
             message=f"validation did not finish within {timeout} s; upload again",
             now=now,
+        )
+        failed["backbones"] = repo.fail_stale_backbone_validations(
+            session,
+            older_than=now - timedelta(seconds=timeout),
+            message=f"validation did not finish within {timeout} s; upload again",
+        )
+        stalled = sweep_repo.stalled_sweeps(
+            session, idle_before=now - timedelta(seconds=app.settings.lease_seconds), now=now
         )
     for kind, ids in failed.items():
         for row_id in ids:
@@ -57,6 +67,14 @@ def reap_once(app: DistilleryCelery, *, now: datetime | None = None) -> list[int
         log.warning("job %s: queued for long without a worker taking it, sent again", job_id)
     for job_id in [*job_ids, *stale]:
         app.send_task(TASK_RUN_JOB, args=[job_id], queue=queue, routing_key=queue)
+    for sweep_id in stalled:
+        log.warning("sweep %s: idle with no trial in flight, advanced again", sweep_id)
+        app.send_task(
+            TASK_ADVANCE_SWEEP,
+            args=[sweep_id],
+            queue=VALIDATION_QUEUE,
+            routing_key=VALIDATION_QUEUE,
+        )
     return [*job_ids, *stale]
 
 

@@ -69,6 +69,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="SEED",
         help="the main variants' seeds (default: the scale's)",
     )
+    parser.add_argument(
+        "--ablation-seeds",
+        nargs="+",
+        type=int,
+        metavar="SEED",
+        help="the per-level ablation's seeds (default: the scale's)",
+    )
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     parser.add_argument(
         "--workers",
@@ -114,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     scale = SCALES[args.scale]
     if args.seeds:
         scale = replace(scale, seeds=tuple(args.seeds))
+    if args.ablation_seeds:
+        scale = replace(scale, ablation_seeds=tuple(args.ablation_seeds))
     out: Path = args.out or Path("runs") / f"study-{scale.name}"
     if args.tune:
         args.split = "val"

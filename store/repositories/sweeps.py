@@ -7,7 +7,7 @@ hold the platform's side: the sweep row and its trials, which are ordinary job r
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -212,6 +212,33 @@ def finish_sweep(session: Session, *, sweep_id: int, state: str, error: str | No
 def set_final_job(session: Session, *, sweep_id: int, job_id: int) -> None:
     """Remember the sweep's final (test split) run."""
     session.execute(update(Sweep).where(Sweep.id == sweep_id).values(final_job_id=job_id))
+
+
+def stalled_sweeps(session: Session, *, idle_before: datetime, now: datetime) -> list[int]:
+    """Running sweeps that nobody advances: no trial queued or running, no live advance claim,
+    and nothing finished (or created) since `idle_before`.
+
+    A worker that dies between a trial's end and the advance that follows it leaves such a
+    sweep; the reaper sends it `distillery.advance_sweep` again.
+    """
+    active = (
+        select(Job.id)
+        .where(Job.sweep_id == Sweep.id, Job.state.not_in(TERMINAL_JOB_STATES))
+        .exists()
+    )
+    recent = (
+        select(Job.id)
+        .where(Job.sweep_id == Sweep.id, Job.finished_at >= idle_before)
+        .exists()
+    )
+    stmt = select(Sweep.id).where(
+        Sweep.state == "running",
+        Sweep.created_at < idle_before,
+        (Sweep.advance_until.is_(None)) | (Sweep.advance_until < now),
+        ~active,
+        ~recent,
+    )
+    return list(session.scalars(stmt.order_by(Sweep.id)))
 
 
 def claim_advance(session: Session, *, sweep_id: int, seconds: float = 120.0) -> bool:
