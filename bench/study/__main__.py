@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.machine import machine_info, set_threads
 from bench.study.data import build_benchmark, export_voc, split_counts
-from bench.study.plan import SCALES, plan_runs, plan_tuning
+from bench.study.plan import SCALES, plan_runs, plan_schedule, plan_tuning
 from bench.study.report import StudyContext, render_report
 from bench.study.runner import (
     RunRecord,
@@ -29,6 +29,7 @@ from bench.study.runner import (
     student_weights,
     teacher_weights,
 )
+from bench.study.schedule import render_schedule
 from bench.study.tuning import best_candidate, render_tuning
 
 log = logging.getLogger("bench.study")
@@ -46,6 +47,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--tune",
         action="store_true",
         help="score full HKD and candidate changes to it on val (after the teachers are trained)",
+    )
+    parser.add_argument(
+        "--schedule",
+        action="store_true",
+        help="score no KD and HKD at 1x and 3x the student epochs, and a fine-tune stage, on val",
     )
     parser.add_argument(
         "--split",
@@ -127,9 +133,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.tune:
         args.split = "val"
         runs = plan_tuning(scale)
+    elif args.schedule:
+        args.split = "val"
+        runs = plan_schedule(scale)
     else:
         runs = plan_runs(scale, voc=not args.no_voc, ablation=not args.no_ablation)
-    args.report = args.report or Path("docs/tuning.md" if args.tune else "docs/results.md")
+    default_report = "tuning" if args.tune else "schedule" if args.schedule else "results"
+    args.report = args.report or Path(f"docs/{default_report}.md")
     if args.teachers_only:
         runs = [run for run in runs if run.group == "teacher"]
     if args.only:
@@ -173,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (runs_root(out, args.split) / "summary.json").write_text(
         json.dumps(summary, indent=2, sort_keys=True)
     )
-    if args.tune:
+    if args.tune or args.schedule:
         ctx = StudyContext(
             scale=scale,
             command="python -m bench.study " + shlex.join(argv),
@@ -183,8 +193,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             split="val",
         )
         args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(render_tuning(records, ctx), encoding="utf-8")
-        log.info("tuning report written to %s; best: %s", args.report, best_candidate(records))
+        if args.schedule:
+            args.report.write_text(render_schedule(records, ctx), encoding="utf-8")
+            log.info("schedule report written to %s", args.report)
+        else:
+            args.report.write_text(render_tuning(records, ctx), encoding="utf-8")
+            log.info("tuning report written to %s; best: %s", args.report, best_candidate(records))
         return 0 if all(r.ok for r in records) else 1
     if args.teachers_only:
         failed = [r.key for r in records if not r.ok]

@@ -40,6 +40,13 @@ TUNING: dict[str, tuple[str, dict[str, Any]]] = {
     ),
 }
 """Candidate changes to full HKD (weights, warm-up, masks, normalisation), compared on val."""
+SCHEDULES: dict[str, tuple[str, int, int]] = {
+    "sched_no_kd_x3": ("no_kd", 3, 0),
+    "sched_hkd_x3": ("hierarchical", 3, 0),
+    "sched_hkd_finetune": ("hierarchical", 1, 1),
+}
+"""The schedule study on val: (variant, student epochs as a multiple of the scale's, fine-tune
+epochs as half the scale's student epochs per unit). The 1x runs are the tuning baselines."""
 TUNING_BASELINES: tuple[str, ...] = ("no_kd", "hierarchical")
 VARIANT_LABELS: dict[str, str] = {
     "teacher": "teacher",
@@ -51,6 +58,9 @@ VARIANT_LABELS: dict[str, str] = {
     **{f"drop_{n}": f"HKD without {n.upper()}" for n in LEVEL_NAMES},
     **{f"drop_{t}": f"HKD without the {t} term" for t in TERMS},
     **{name: label for name, (label, _) in TUNING.items()},
+    "sched_no_kd_x3": "no KD, 3x the epochs",
+    "sched_hkd_x3": "HKD, 3x the epochs",
+    "sched_hkd_finetune": "HKD, then a label-only fine-tune stage (half the epochs)",
 }
 
 Track = Literal["coco", "voc"]
@@ -198,6 +208,27 @@ def plan_runs(scale: Scale, *, voc: bool = True, ablation: bool = True) -> list[
     return runs
 
 
+def plan_schedule(scale: Scale) -> list[StudyRun]:
+    """The schedule study on val: the teacher, no KD and full HKD at the scale's epochs, then
+    both at 3x the epochs and HKD followed by a fine-tune stage, per tuning seed."""
+    track = scale.tuning_track
+    runs = [StudyRun(track, "teacher", TEACHER, scale.data_seed)]
+    runs += [
+        StudyRun(track, "tuning", v, s)
+        for s in scale.tuning_seeds
+        for v in (*TUNING_BASELINES, *SCHEDULES)
+    ]
+    return runs
+
+
+def student_schedule(scale: Scale, variant: str) -> tuple[int, int]:
+    """(student epochs, fine-tune epochs) of a variant: the scale's, or a schedule candidate's."""
+    if variant not in SCHEDULES:
+        return scale.student_epochs, 0
+    _, factor, finetune = SCHEDULES[variant]
+    return scale.student_epochs * factor, finetune * max(1, scale.student_epochs // 2)
+
+
 def plan_tuning(scale: Scale) -> list[StudyRun]:
     """The val tuning runs: the teacher, then no KD, full HKD and every candidate per seed."""
     track = scale.tuning_track
@@ -237,6 +268,8 @@ def scale_distill(scale: Scale) -> DistillSpec:
 def variant_distill(base: DistillSpec, variant: str) -> DistillSpec:
     """The distillation weights of a main variant, a per-level/per-term ablation or a
     tuning candidate."""
+    if variant in SCHEDULES:
+        variant = SCHEDULES[variant][0]
     if variant in ABLATION_PRESETS:
         return ablation_distill(base, variant)  # type: ignore[arg-type]
     full = ablation_distill(base, "hierarchical")
@@ -266,7 +299,9 @@ def _data(scale: Scale, path: Path, *, val_split: str) -> DataSpec:
     )
 
 
-def _schedule(scale: Scale, epochs: int, lr: float | None = None) -> ScheduleSpec:
+def _schedule(
+    scale: Scale, epochs: int, lr: float | None = None, *, finetune_epochs: int = 0
+) -> ScheduleSpec:
     # Evaluate once, at the end: no checkpoint or setting is chosen by the evaluated split.
     return ScheduleSpec(
         epochs=epochs,
@@ -274,6 +309,7 @@ def _schedule(scale: Scale, epochs: int, lr: float | None = None) -> ScheduleSpe
         eval_every=max(1, epochs),
         max_steps_per_epoch=scale.max_steps_per_epoch,
         warmup_steps=min(50, 5 * max(1, epochs)),
+        finetune_epochs=finetune_epochs,
     )
 
 
@@ -308,7 +344,9 @@ def teacher_spec(scale: Scale, run: StudyRun, data: Path, *, eval_split: str) ->
 def student_spec(
     scale: Scale, run: StudyRun, data: Path, teacher_weights: Path, *, eval_split: str
 ) -> JobSpec:
-    """The job that trains one student variant; every variant shares schedule and seed."""
+    """The job that trains one student variant; every variant shares schedule and seed (but
+    the schedule study's candidates)."""
+    epochs, finetune = student_schedule(scale, run.variant)
     return JobSpec(
         kind="distill",
         name=f"study-{scale.name}-{run.key}",
@@ -316,6 +354,6 @@ def student_spec(
         teacher=_teacher(scale, teacher_weights),
         student=_student(scale),
         distill=variant_distill(scale_distill(scale), run.variant),
-        schedule=_schedule(scale, scale.student_epochs),
+        schedule=_schedule(scale, epochs, finetune_epochs=finetune),
         seed=run.seed,
     )

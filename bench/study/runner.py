@@ -170,16 +170,18 @@ class StudyRunner:
         weights = self.teacher_checkpoint(run.track)
         return student_spec(self.scale, run, data, weights, eval_split=self.split)
 
-    def trained_on_val(self, spec: JobSpec, wanted: str) -> tuple[Path, RunRecord] | None:
-        """A student that the val study (tuning) trained with exactly this training (training
-        hash `wanted`), if any.
+    def trained_elsewhere(self, spec: JobSpec, wanted: str) -> tuple[Path, RunRecord] | None:
+        """A student that the other split's study trained with exactly this training
+        (training hash `wanted`), if any.
 
-        The test study scores that model on test instead of training it again: the same
-        weights, chosen on val, reported on test.
+        The test study scores a model the val study (tuning) trained on test instead of
+        training it again: the same weights, chosen on val, reported on test. The val study
+        scores a test-study model on val likewise (training never sees either split).
         """
-        if self.split != "test" or spec.kind != "distill":
+        if spec.kind != "distill":
             return None
-        for path in sorted(runs_root(self.out, "val").glob("*/*/seed*/record.json")):
+        other = "val" if self.split == "test" else "test"
+        for path in sorted(runs_root(self.out, other).glob("*/*/seed*/record.json")):
             record = RunRecord.load(path)
             weights = path.parent / "job" / "student.safetensors"
             if record.ok and record.training_hash == wanted and weights.is_file():
@@ -191,7 +193,7 @@ class StudyRunner:
         folder = run_folder(self.root, run)
         planned = spec = self.spec(run)
         inputs = training_hash(planned)
-        reused = self.trained_on_val(planned, inputs)
+        reused = self.trained_elsewhere(planned, inputs)
         if reused is not None and planned.student is not None:
             student = planned.student.model_copy(update={"checkpoint": str(reused[0])})
             spec = planned.model_copy(

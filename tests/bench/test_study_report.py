@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from bench.study.aggregate import Stat, gap_closed, judge, metric_stat
-from bench.study.plan import SCALES, plan_runs, variant_distill
+from bench.study.plan import SCALES, plan_runs, plan_schedule, student_schedule, variant_distill
 from bench.study.report import StudyContext, render_report
 from bench.study.runner import RunRecord
+from bench.study.schedule import kd_gains, render_schedule
 from core.spec import DistillSpec
 
 MACHINE = {
@@ -124,3 +125,37 @@ def test_plan_trains_each_teacher_first() -> None:
     voc = [r for r in runs if r.track == "voc"]
     assert voc[0].variant == "teacher"
     assert len({r.key for r in runs}) == len(runs)
+
+
+def test_schedule_candidates_change_only_the_schedule() -> None:
+    scale = SCALES["cpu"]
+    runs = {run.variant: run for run in plan_schedule(scale)}
+    assert runs["teacher"].group == "teacher" and "sched_hkd_x3" in runs
+    assert student_schedule(scale, "hierarchical") == (scale.student_epochs, 0)
+    assert student_schedule(scale, "sched_hkd_x3") == (3 * scale.student_epochs, 0)
+    assert student_schedule(scale, "sched_hkd_finetune")[1] == scale.student_epochs // 2
+    base = DistillSpec()
+    assert variant_distill(base, "sched_no_kd_x3") == variant_distill(base, "no_kd")
+    assert variant_distill(base, "sched_hkd_x3") == variant_distill(base, "hierarchical")
+
+
+def test_schedule_report_gives_the_kd_gain_at_each_length(tmp_path: Path) -> None:
+    records = _records(
+        {"no_kd": [0.02], "hierarchical": [0.06], "sched_no_kd_x3": [0.05], "sched_hkd_x3": [0.07]},
+        teacher=0.13,
+    )
+    records.append(_record("coco", "sched_hkd_finetune", 0, 0.065))
+    gains = kd_gains(records)
+    assert gains["1x"] == pytest.approx(0.04) and gains["3x"] == pytest.approx(0.02)
+    ctx = StudyContext(
+        scale=SCALES["cpu"],
+        command="python -m bench.study --schedule",
+        machine=MACHINE,
+        data_counts={},
+        wall_seconds=1.0,
+        split="val",
+    )
+    text = render_schedule(records, ctx)
+    assert "| HKD, 3x the epochs | 12 | 0 | 1 |" in text
+    assert "- 4 epochs (1x): +4.0" in text and "- 12 epochs (3x): +2.0" in text
+    assert "the fine-tune stage after HKD: +0.5 AP_small" in text
