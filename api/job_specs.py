@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from api.bounds import MAX_ID
 from api.errors import FieldErrors
-from core.spec import JobSpec
+from core.spec import BACKBONE_OF_ARCH, JobSpec
 from store import repositories as repo
 from store.db import Session
 from store.models import Dataset, Teacher
@@ -18,15 +18,19 @@ SPEC_LOC: tuple[str, ...] = ("body", "spec")
 
 # Server-side paths would let a spec read any file the worker can see (and its errors tell
 # what is there): every spec field that names a file takes ids of the team's uploads only.
-_NO_BACKBONE_UPLOADS = "backbone weights uploads are not available yet"
 _LOCAL_PATH_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("data", "path", "use data.dataset_id (an uploaded dataset)"),
     ("teacher", "checkpoint", "use teacher.teacher_id (an uploaded teacher)"),
-    ("teacher", "pretrained_backbone", _NO_BACKBONE_UPLOADS),
+    ("teacher", "pretrained_backbone", "use teacher.backbone_id (uploaded backbone weights)"),
     ("student", "checkpoint", "student checkpoints from local paths are not allowed"),
-    ("student", "pretrained_backbone", _NO_BACKBONE_UPLOADS),
+    ("student", "pretrained_backbone", "use student.backbone_id (uploaded backbone weights)"),
 )
-_ID_FIELDS: tuple[tuple[str, str], ...] = (("data", "dataset_id"), ("teacher", "teacher_id"))
+_ID_FIELDS: tuple[tuple[str, str], ...] = (
+    ("data", "dataset_id"),
+    ("teacher", "teacher_id"),
+    ("teacher", "backbone_id"),
+    ("student", "backbone_id"),
+)
 
 
 @dataclass
@@ -119,6 +123,8 @@ def accept_spec(session: Session, *, team_id: int, raw: dict[str, Any]) -> Accep
                             f"{teacher_id}, whose {field} is {value!r}",
                         )
                     )
+    teacher_arch = updates.get("arch", spec.teacher.arch if spec.teacher else None)
+    errors += _backbone_errors(session, team_id=team_id, spec=spec, teacher_arch=teacher_arch)
     if errors:
         raise FieldErrors(errors)
     assert dataset is not None
@@ -127,3 +133,32 @@ def accept_spec(session: Session, *, team_id: int, raw: dict[str, Any]) -> Accep
         raw_filled["teacher"].update(updates)
         spec = parse_spec(raw_filled)
     return AcceptedSpec(spec=spec, dataset=dataset, teacher=teacher)
+
+
+def _backbone_errors(
+    session: Session, *, team_id: int, spec: JobSpec, teacher_arch: str | None
+) -> list[dict[str, Any]]:
+    """Errors of the spec's `backbone_id`s: each a ready backbone of the team, of the trunk of
+    its section's architecture."""
+    errors: list[dict[str, Any]] = []
+    sections = (("teacher", spec.teacher, teacher_arch), ("student", spec.student, None))
+    for section, part, arch_override in sections:
+        if part is None or part.backbone_id is None:
+            continue
+        backbone_id = part.backbone_id
+        arch = arch_override or part.arch
+        loc = (section, "backbone_id")
+        backbone = repo.get_backbone(session, team_id=team_id, backbone_id=backbone_id)
+        if backbone is None:
+            errors.append(_error(loc, f"backbone {backbone_id} not found"))
+        elif backbone.status != "ready":
+            errors.append(_error(loc, f"backbone {backbone_id} is {backbone.status}, not ready"))
+        elif backbone.arch != BACKBONE_OF_ARCH.get(arch):
+            errors.append(
+                _error(
+                    loc,
+                    f"backbone {backbone_id} holds {backbone.arch} weights but {section}.arch "
+                    f"{arch} is built on {BACKBONE_OF_ARCH.get(arch)}",
+                )
+            )
+    return errors

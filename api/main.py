@@ -18,7 +18,19 @@ from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 from api.deps import refuse_bad_input
 from api.logging_filters import install_access_log_redaction
 from api.queue import TaskQueue, make_celery_client
-from api.routes import artifacts, auth, compare, datasets, events, health, jobs, spec, teachers
+from api.routes import (
+    artifacts,
+    auth,
+    backbones,
+    compare,
+    datasets,
+    events,
+    health,
+    jobs,
+    spec,
+    teachers,
+)
+from api.routes.activity import router as activity_router
 from api.routes.predict import router as predict_router
 from api.routes.sweeps import router as sweeps_router
 from store.blobs import make_blob_store
@@ -58,10 +70,13 @@ def web_dist_dir() -> Path | None:
 def api_router() -> APIRouter:
     """Every resource router under one router (mounted at /api/v1), NUL bytes refused."""
     router = APIRouter(dependencies=[Depends(refuse_bad_input)])
-    for module in (auth, datasets, teachers, jobs, events, artifacts, compare, spec, health):
+    for module in (
+        auth, datasets, teachers, backbones, jobs, events, artifacts, compare, spec, health
+    ):
         router.include_router(module.router)
     router.include_router(predict_router)
     router.include_router(sweeps_router)
+    router.include_router(activity_router)
     return router
 
 

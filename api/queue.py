@@ -10,6 +10,7 @@ from kombu import Queue
 
 from store.broker import (
     TASK_RUN_JOB,
+    TASK_VALIDATE_BACKBONE,
     TASK_VALIDATE_DATASET,
     TASK_VALIDATE_TEACHER,
     VALIDATION_QUEUE,
@@ -84,6 +85,10 @@ class TaskQueue:
     def validate_teacher(self, teacher_id: int) -> str:
         """Ask a worker to validate an uploaded teacher checkpoint."""
         return self.send(TASK_VALIDATE_TEACHER, teacher_id, queue=VALIDATION_QUEUE)
+
+    def validate_backbone(self, backbone_id: int) -> str:
+        """Ask a worker to check uploaded backbone weights."""
+        return self.send(TASK_VALIDATE_BACKBONE, backbone_id, queue=VALIDATION_QUEUE)
 
     def run_job(self, job_id: int) -> str:
         """Ask a GPU worker to run a job."""

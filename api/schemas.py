@@ -127,6 +127,33 @@ class TeachersPublic(BaseModel):
     count: int
 
 
+# --- backbones ----------------------------------------------------------------------------
+
+
+class BackbonePublic(_Public):
+    """Uploaded backbone weights (an ImageNet trunk) with the uploader and the check's outcome."""
+
+    id: int
+    team_id: int
+    name: str
+    arch: str
+    status: str
+    size_bytes: int
+    sha256: str
+    errors: list[Any] | None = None
+    info: dict[str, Any] | None = None
+    created_by: int | None = None
+    creator_email: str | None = None
+    created_at: datetime
+
+
+class BackbonesPublic(BaseModel):
+    """A page of backbones and the total count."""
+
+    data: list[BackbonePublic]
+    count: int
+
+
 # --- jobs ---------------------------------------------------------------------------------
 
 
@@ -244,11 +271,16 @@ class JobsPublic(BaseModel):
 
 
 class MetricPointPublic(BaseModel):
-    """One point of a metric series."""
+    """One point of a metric series: `step` within its `stage` (teacher, distill, finetune;
+    the job's kind for points stored without one), `global_step` across the job's stages
+    (None for points stored without a stage), `wall_time` in seconds since the first point."""
 
     step: int
     epoch: int
     value: float
+    stage: str | None = None
+    global_step: int | None = None
+    wall_time: float | None = None
 
 
 class MetricSeriesPublic(BaseModel):

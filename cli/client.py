@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from cli import compare, download, follow, jobs, logs, sweeps, uploads
+from cli import backbones, compare, download, follow, jobs, logs, sweeps, uploads
 from cli.connection import (
     DEFAULT_SERVER,
     ClientError,
@@ -48,7 +48,7 @@ __all__ = [
     "save_credentials",
 ]
 
-COMMAND_MODULES = (uploads, jobs, follow, logs, download, compare, sweeps)
+COMMAND_MODULES = (uploads, backbones, jobs, follow, logs, download, compare, sweeps)
 
 
 def cmd_login(args: argparse.Namespace) -> int:

@@ -44,9 +44,22 @@ def load_spec_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def apply_ids(spec: dict[str, Any], *, dataset: int | None, teacher: int | None) -> dict[str, Any]:
+def apply_ids(
+    spec: dict[str, Any],
+    *,
+    dataset: int | None,
+    teacher: int | None,
+    student_backbone: int | None = None,
+    teacher_backbone: int | None = None,
+) -> dict[str, Any]:
     """The spec pointed at platform ids (a local data path makes no sense on a server)."""
     spec = json.loads(json.dumps(spec))
+    for key, backbone in (("student", student_backbone), ("teacher", teacher_backbone)):
+        if backbone is not None:
+            part = spec.setdefault(key, {}) or {}
+            part["backbone_id"] = backbone
+            part.pop("pretrained_backbone", None)
+            spec[key] = part
     if dataset is not None:
         data = spec.setdefault("data", {})
         data["dataset_id"] = dataset
@@ -95,6 +108,10 @@ def _ids_used(job: Mapping[str, Any], preset: str | None) -> str:
         parts.append("trains a teacher (`distillery follow` names its teacher id)")
     else:
         parts.append(f"teacher {teacher if teacher is not None else '-'}")
+    for key in ("teacher", "student"):
+        backbone = (spec.get(key) or {}).get("backbone_id")
+        if backbone is not None:
+            parts.append(f"{key} backbone {backbone}")
     if preset:
         parts.append(f"preset {preset}")
     return ", ".join(parts)
@@ -105,7 +122,13 @@ def _ids_used(job: Mapping[str, Any], preset: str | None) -> str:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     """Submit a job spec; prints the new job's id and the dataset and teacher ids it uses."""
-    spec = apply_ids(load_spec_file(args.spec), dataset=args.dataset, teacher=args.teacher)
+    spec = apply_ids(
+        load_spec_file(args.spec),
+        dataset=args.dataset,
+        teacher=args.teacher,
+        student_backbone=args.student_backbone,
+        teacher_backbone=args.teacher_backbone,
+    )
     name = args.name
     if args.preset:
         spec = apply_preset(spec, args.preset)
@@ -243,6 +266,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     submit.add_argument("spec", type=Path, help="job spec file (YAML or JSON)")
     submit.add_argument("--dataset", type=int, help="platform dataset id (sets data.dataset_id)")
     submit.add_argument("--teacher", type=int, help="platform teacher id (sets teacher.teacher_id)")
+    submit.add_argument(
+        "--student-backbone",
+        type=int,
+        metavar="ID",
+        help="uploaded backbone weights the student starts from (sets student.backbone_id)",
+    )
+    submit.add_argument(
+        "--teacher-backbone",
+        type=int,
+        metavar="ID",
+        help="uploaded backbone weights a teacher job starts from (sets teacher.backbone_id)",
+    )
     submit.add_argument(
         "--preset",
         choices=ABLATION_PRESETS,

@@ -21,6 +21,7 @@ TeacherArch = Literal[
     "torchvision_fcos_resnet50_fpn",
     "torchvision_fasterrcnn_resnet50_fpn",
     "torchvision_fasterrcnn_resnet50_fpn_v2",
+    "torchvision_fasterrcnn_mobilenet_v3_large_fpn",
 ]
 """Teacher architectures. `torchvision_*` take a state dict of torchvision's own builder as is."""
 
@@ -33,6 +34,30 @@ StudentArch = Literal[
     "fcos_mobilenet_v3_fpn",
 ]
 
+BackboneArch = Literal["resnet50", "resnet18", "mobilenet_v2", "shufflenet_v2", "mobilenet_v3"]
+"""Backbone trunks (torchvision ImageNet classifiers) whose weights a team can upload."""
+
+BACKBONE_OF_ARCH: dict[str, BackboneArch] = {
+    "retinanet_resnet50_fpn": "resnet50",
+    "retinanet_resnet18_fpn": "resnet18",
+    "fcos_resnet50_fpn": "resnet50",
+    "fcos_resnet18_fpn": "resnet18",
+    "torchvision_retinanet_resnet50_fpn": "resnet50",
+    "torchvision_retinanet_resnet50_fpn_v2": "resnet50",
+    "torchvision_fcos_resnet50_fpn": "resnet50",
+    "torchvision_fasterrcnn_resnet50_fpn": "resnet50",
+    "torchvision_fasterrcnn_resnet50_fpn_v2": "resnet50",
+    "torchvision_fasterrcnn_mobilenet_v3_large_fpn": "mobilenet_v3",
+    "retinanet_mobilenet_v2_fpn": "mobilenet_v2",
+    "retinanet_shufflenet_v2_fpn": "shufflenet_v2",
+    "retinanet_mobilenet_v3_fpn": "mobilenet_v3",
+    "fcos_mobilenet_v2_fpn": "mobilenet_v2",
+    "fcos_shufflenet_v2_fpn": "shufflenet_v2",
+    "fcos_mobilenet_v3_fpn": "mobilenet_v3",
+}
+"""The backbone trunk of every teacher and student architecture (tests/core/models checks it
+against the builders): an uploaded backbone (`backbone_id`) must be of this trunk."""
+
 LARGEST_STRIDES: dict[str, int] = {
     **{arch: 32 for arch in get_args(StudentArch)},  # P2..P5
     **{arch: 32 for arch in get_args(TeacherArch) if not arch.startswith("torchvision_")},
@@ -41,7 +66,7 @@ LARGEST_STRIDES: dict[str, int] = {
     "torchvision_fcos_resnet50_fpn": 128,
     "torchvision_fasterrcnn_resnet50_fpn": 64,  # P2..P6 (the max-pooled level)
     "torchvision_fasterrcnn_resnet50_fpn_v2": 64,
-    "torchvision_fasterrcnn_mobilenet_v3_large_fpn": 64,  # strides 16, 32 and the pooled 64
+    "torchvision_fasterrcnn_mobilenet_v3_large_fpn": 64,  # two stride-32 taps, the pooled 64
 }
 """Stride of each architecture's coarsest pyramid level (core/models; tests/core/test_spec_strides
 checks the table against the models). `data.image_size` must be a multiple of it: otherwise the
@@ -96,6 +121,30 @@ class AugmentSpec(_Spec):
     copy_paste_max_objects: int = Field(4, ge=1, le=32)
 
 
+class TileSpec(_Spec):
+    """Tiled training and sliced evaluation: large images cut into square chips on the fly.
+
+    Training draws, per sample, one chip of the image's grid (core.data.tiles); boxes are
+    clipped to the chip and kept when `min_visibility` of their area lies inside it. The
+    chip is then letterboxed to `data.image_size` (usually equal to `size`). Evaluation
+    runs sliced inference on the full val images with the same grid and merges the boxes.
+    """
+
+    size: int = Field(..., ge=32, le=8192, description="chip side in original pixels")
+    overlap: float = Field(
+        0.2, ge=0.0, lt=1.0, description="share of a chip's side shared with its neighbour"
+    )
+    min_visibility: float = Field(
+        0.5, gt=0.0, le=1.0, description="share of a box's area inside a chip to keep it"
+    )
+    empty_rate: float = Field(
+        0.1, ge=0.0, le=1.0, description="share of training samples drawn from chips without a box"
+    )
+    full_image: bool = Field(
+        True, description="sliced evaluation also predicts the whole image (SAHI's default)"
+    )
+
+
 class DataSpec(_Spec):
     """Where the dataset is and how images are fed to the models."""
 
@@ -116,6 +165,9 @@ class DataSpec(_Spec):
         "inclusive), zero_based (corners in COCO's pixel coordinates, 0..W); auto: zero_based "
         "when any box has xmin or ymin 0, else one_based",
     )
+    tile: TileSpec | None = Field(
+        None, description="train on chips of the full images, evaluate sliced (large images)"
+    )
 
     @model_validator(mode="after")
     def _needs_a_source(self) -> DataSpec:
@@ -134,6 +186,9 @@ class TeacherSpec(_Spec):
     pretrained_backbone: str | None = Field(
         None, description="local torchvision ImageNet weights file for the backbone"
     )
+    backbone_id: int | None = Field(
+        None, description="uploaded backbone weights (platform); the worker sets the path"
+    )
     score_threshold: float = Field(
         0.05, ge=0.0, lt=1.0, description="detections scoring below it are dropped (eval, export)"
     )
@@ -149,6 +204,9 @@ class StudentSpec(_Spec):
     fpn_channels: int = Field(96, ge=8, le=1024)
     pretrained_backbone: str | None = Field(
         None, description="local torchvision ImageNet weights file for the backbone"
+    )
+    backbone_id: int | None = Field(
+        None, description="uploaded backbone weights (platform); the worker sets the path"
     )
     checkpoint: str | None = Field(None, description="student weights (evaluate jobs)")
     score_threshold: float = Field(
@@ -354,15 +412,18 @@ class JobSpec(_Spec):
         if not strides:
             return self
         stride, section, arch = max(strides)
-        size = self.data.image_size
-        if size % stride:
-            cells = -(-size // stride)
-            sizes = " or ".join(str(s) for s in valid_image_sizes(size, stride))
-            raise ValueError(
-                f"data.image_size: {size} px is not a multiple of {stride}, the largest stride "
-                f"of {section}.arch {arch} (its coarsest level would be {cells} cell(s) at a "
-                f"stride of {size // cells} px); use {sizes}"
-            )
+        sizes_to_check = [("data.image_size", self.data.image_size)]
+        if self.data.tile is not None:
+            sizes_to_check.append(("data.tile.size", self.data.tile.size))
+        for field, size in sizes_to_check:
+            if size % stride:
+                cells = -(-size // stride)
+                sizes = " or ".join(str(s) for s in valid_image_sizes(size, stride, high=8192))
+                raise ValueError(
+                    f"{field}: {size} px is not a multiple of {stride}, the largest stride "
+                    f"of {section}.arch {arch} (its coarsest level would be {cells} cell(s) at "
+                    f"a stride of {size // cells} px); use {sizes}"
+                )
         return self
 
     def spec_hash(self) -> str:

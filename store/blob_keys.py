@@ -3,6 +3,7 @@
 datasets/<team>/<dataset>/archive<.zip|.tar...>   an uploaded dataset archive
 teachers/<team>/<teacher>/checkpoint<suffix>      an uploaded teacher checkpoint
 teachers/job-<job>/<file>                         a teacher trained by a job
+backbones/<team>/<backbone>/weights<suffix>       uploaded backbone weights
 jobs/<job>/<artifact name>                        a job's artifacts (pictures/ inside)
 jobs/<job>/checkpoints/last.pt                    a job's training checkpoint (resume)
 datasets/demo/<digest>.zip, teachers/demo/<file>  the demo of `distillery serve --demo`
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-UploadKind = Literal["dataset", "teacher"]
+UploadKind = Literal["dataset", "teacher", "backbone"]
 
 
 def dataset_archive_key(team_id: int, dataset_id: int, suffix: str) -> str:
@@ -25,8 +26,13 @@ def teacher_checkpoint_key(team_id: int, teacher_id: int, suffix: str) -> str:
     return f"teachers/{team_id}/{teacher_id}/checkpoint{suffix}"
 
 
+def backbone_weights_key(team_id: int, backbone_id: int, suffix: str) -> str:
+    """Where uploaded backbone weights lie (`suffix` such as '.pth')."""
+    return f"backbones/{team_id}/{backbone_id}/weights{suffix}"
+
+
 def upload_prefix(kind: UploadKind, team_id: int, row_id: int) -> str:
-    """The folder of everything stored for one uploaded dataset or teacher."""
+    """The folder of everything stored for one uploaded dataset, teacher or backbone."""
     return f"{kind}s/{team_id}/{row_id}/"
 
 

@@ -17,6 +17,7 @@ FAST_SQLA_ALIAS = "distillery-sqla"
 # and never imports worker) and the worker (which registers the tasks).
 TASK_VALIDATE_DATASET = "distillery.validate_dataset"
 TASK_VALIDATE_TEACHER = "distillery.validate_teacher"
+TASK_VALIDATE_BACKBONE = "distillery.validate_backbone"
 TASK_RUN_JOB = "distillery.run_job"
 TASK_REQUEUE_EXPIRED = "distillery.requeue_expired"
 TASK_ADVANCE_SWEEP = "distillery.advance_sweep"

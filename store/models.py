@@ -24,6 +24,7 @@ from sqlalchemy.types import TypeDecorator
 ROLES = ("admin", "member", "viewer")
 DATASET_STATES = ("validating", "ready", "invalid")
 TEACHER_STATES = ("validating", "ready", "invalid")
+BACKBONE_STATES = ("validating", "ready", "invalid")
 JOB_STATES = ("queued", "running", "succeeded", "failed", "canceled")
 TERMINAL_JOB_STATES = ("succeeded", "failed", "canceled")
 SWEEP_STATES = ("running", "paused", "finished", "canceled", "failed")
@@ -175,6 +176,33 @@ class Teacher(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class Backbone(Base):
+    """Uploaded backbone weights (a torchvision ImageNet trunk) that specs pick by id."""
+
+    __tablename__ = "backbones"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(200))
+    arch: Mapped[str] = mapped_column(String(64))  # core.spec.BackboneArch
+    status: Mapped[str] = mapped_column(String(16), default="validating")
+    weights_key: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    errors: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    info: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    # Joined so that the uploader's email is readable after the session closed.
+    creator: Mapped[User | None] = relationship(lazy="joined", viewonly=True)
+
+    @property
+    def creator_email(self) -> str | None:
+        """The uploader's email, or None once the user was deleted."""
+        return self.creator.email if self.creator is not None else None
+
+
 class Job(Base):
     """A job row: the source of truth for state, lease and progress."""
 
@@ -239,6 +267,8 @@ class MetricPoint(Base):
     epoch: Mapped[int] = mapped_column(Integer, default=0)
     name: Mapped[str] = mapped_column(String(100))
     value: Mapped[float] = mapped_column(Float)
+    # teacher | distill | finetune (the trainer's stage); NULL on older points: the job's kind.
+    stage: Mapped[str | None] = mapped_column(String(16), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

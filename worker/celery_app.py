@@ -10,6 +10,7 @@ from kombu import Queue
 from store.broker import (
     TASK_REQUEUE_EXPIRED,
     TASK_RUN_JOB,
+    TASK_VALIDATE_BACKBONE,
     TASK_VALIDATE_DATASET,
     TASK_VALIDATE_TEACHER,
     VALIDATION_QUEUE,
@@ -73,11 +74,13 @@ def make_celery(settings: Settings) -> DistilleryCelery:
             TASK_RUN_JOB: {"queue": job_queue, "routing_key": job_queue},
             TASK_VALIDATE_DATASET: {"queue": VALIDATION_QUEUE},
             TASK_VALIDATE_TEACHER: {"queue": VALIDATION_QUEUE},
+            TASK_VALIDATE_BACKBONE: {"queue": VALIDATION_QUEUE},
             TASK_REQUEUE_EXPIRED: {"queue": VALIDATION_QUEUE},
         },
         task_annotations={
             TASK_VALIDATE_DATASET: validation_limits,
             TASK_VALIDATE_TEACHER: validation_limits,
+            TASK_VALIDATE_BACKBONE: validation_limits,
         },
         worker_send_task_events=False,
         task_send_sent_event=False,

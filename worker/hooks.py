@@ -23,17 +23,27 @@ class LeaseLost(TrainingCanceled):
 
 
 class DbMetricSink:
-    """A core MetricSink that buffers points and writes them to the job's metric series."""
+    """A core MetricSink that buffers points and writes them to the job's metric series, each
+    tagged with the stage being trained (`stage`, set by JobProgressHook as a stage starts)."""
 
     def __init__(self) -> None:
         self._points: list[dict[str, Any]] = []
+        self.stage: str | None = None
 
     def write(self, step: int, epoch: int, values: dict[str, float]) -> None:
         """Buffer finite values; `drain` hands them to the next database write."""
         for name, value in values.items():
             number = float(value)
             if math.isfinite(number):
-                self._points.append({"step": step, "epoch": epoch, "name": name, "value": number})
+                self._points.append(
+                    {
+                        "step": step,
+                        "epoch": epoch,
+                        "name": name,
+                        "value": number,
+                        "stage": self.stage,
+                    }
+                )
 
     def drain(self) -> list[dict[str, Any]]:
         """The buffered points, emptying the buffer."""
@@ -90,8 +100,10 @@ class JobProgressHook(HookBase):
             raise TrainingCanceled("canceled by a user")
 
     def before_train(self) -> None:
-        """Record where this stage starts (after a resume: the epoch it resumes from)."""
+        """Record where this stage starts (after a resume: the epoch it resumes from); the
+        points written from now on carry this stage."""
         state = self.trainer.state
+        self.sink.stage = state.stage
         self.flush(
             message=(
                 f"{state.stage}: training starts at epoch {state.epoch} of {state.epochs}, "

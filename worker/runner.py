@@ -22,7 +22,7 @@ from worker.context import WorkerContext
 from worker.hooks import CheckpointUploader, DbMetricSink, JobProgressHook
 from worker.lease import LeaseKeeper
 from worker.sweeps import trial_hooks
-from worker.workspace import dataset_folder, sha256_of, teacher_file
+from worker.workspace import backbone_file, dataset_folder, sha256_of, teacher_file
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def refuse_local_paths(spec: JobSpec) -> None:
             raise JobInputError(
                 f"{section}.{field}: local paths are not allowed in platform jobs; files are "
                 "referenced by the ids of the team's uploads (data.dataset_id, "
-                "teacher.teacher_id)"
+                "teacher.teacher_id, teacher.backbone_id, student.backbone_id)"
             )
 
 
@@ -156,8 +156,22 @@ def _load_inputs(
     return dataset, teacher
 
 
+def _backbone_path(ctx: WorkerContext, job: ClaimedJob, section: str, backbone_id: int) -> str:
+    """The local file of the team's ready backbone `backbone_id`, named in `section`."""
+    field = f"{section}.backbone_id"
+    with session_scope(ctx.sessions) as session:
+        backbone = repo.backbone_by_id(session, backbone_id=backbone_id)
+        if backbone is None or backbone.team_id != job.team_id:
+            raise JobInputError(f"{field}: backbone {backbone_id} does not exist (deleted?)")
+        if backbone.status != "ready":
+            raise JobInputError(
+                f"{field}: backbone {backbone_id} is {backbone.status}, not ready"
+            )
+        return str(backbone_file(ctx, backbone))
+
+
 def prepare_spec(ctx: WorkerContext, job: ClaimedJob) -> JobSpec:
-    """The job's spec with local paths for its dataset and teacher checkpoint filled in."""
+    """The job's spec with local paths for its dataset, teacher and backbone weights filled in."""
     spec = JobSpec.model_validate(job.spec)
     refuse_local_paths(spec)
     dataset, teacher = _load_inputs(ctx, job, spec)
@@ -185,6 +199,11 @@ def prepare_spec(ctx: WorkerContext, job: ClaimedJob) -> JobSpec:
                 "fpn_channels": teacher.fpn_channels,
             }
         )
+    for section in ("teacher", "student"):
+        part = update.get(section) or getattr(spec, section)
+        if part is not None and part.backbone_id is not None:
+            path = _backbone_path(ctx, job, section, part.backbone_id)
+            update[section] = part.model_copy(update={"pretrained_backbone": path})
     return spec.model_copy(update=update)
 
 
@@ -327,7 +346,9 @@ def _run_claimed(
 def _without_scratch_paths(ctx: WorkerContext, message: str) -> str:
     """`message` with the worker's scratch folders cut off the file names it mentions."""
     root = re.escape(str(ctx.work_dir))
-    return re.sub(root + r"/(teachers|datasets|jobs)/[^/\s]+/(attempt-\d+/)?", "", message)
+    return re.sub(
+        root + r"/(teachers|datasets|jobs|backbones)/[^/\s]+/(attempt-\d+/)?", "", message
+    )
 
 
 def _stopped(ctx: WorkerContext, job: ClaimedJob, exc: TrainingCanceled) -> Outcome:

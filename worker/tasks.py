@@ -6,6 +6,7 @@ from store.broker import (
     TASK_ADVANCE_SWEEP,
     TASK_REQUEUE_EXPIRED,
     TASK_RUN_JOB,
+    TASK_VALIDATE_BACKBONE,
     TASK_VALIDATE_DATASET,
     TASK_VALIDATE_TEACHER,
 )
@@ -29,6 +30,13 @@ def register(app: DistilleryCelery) -> None:
         from worker.validation import validate_teacher as run
 
         return run(context_for(app.settings), int(teacher_id))
+
+    @app.task(name=TASK_VALIDATE_BACKBONE, ignore_result=True, shared=False)
+    def validate_backbone(backbone_id: int) -> str:
+        """Load uploaded backbone weights safely and strictly into their declared trunk."""
+        from worker.validation import validate_backbone as run
+
+        return run(context_for(app.settings), int(backbone_id))
 
     @app.task(name=TASK_RUN_JOB, ignore_result=True, shared=False)
     def run_job(job_id: int) -> str:

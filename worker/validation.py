@@ -1,4 +1,5 @@
-"""Validation of uploads: a dataset archive (unpacked safely, checked) and a teacher checkpoint.
+"""Validation of uploads: a dataset archive (unpacked safely, checked), a teacher checkpoint and
+backbone weights.
 
 A validation always ends: whatever goes wrong while checking (a bug, RecursionError,
 MemoryError, a broken file that trips a library) marks the row `invalid` with a message that
@@ -144,4 +145,42 @@ def validate_teacher(ctx: WorkerContext, teacher_id: int) -> Status:
             num_classes=classes,
         )
     log.info("teacher %s: %s", teacher_id, status)
+    return status
+
+
+def validate_backbone(ctx: WorkerContext, backbone_id: int) -> Status:
+    """Load uploaded backbone weights safely and strictly into their declared trunk."""
+    from core.models.backbones import check_backbone_weights
+
+    with session_scope(ctx.sessions) as session:
+        backbone = repo.backbone_by_id(session, backbone_id=backbone_id)
+        if backbone is None or backbone.status != "validating":
+            return "skipped"
+        key, arch = backbone.weights_key, backbone.arch
+        # Messages name the file as uploaded (the API keeps its name in `info`), not the blob.
+        file = str((backbone.info or {}).get("file") or PurePosixPath(key or "weights").name)
+    errors: list[dict[str, Any]]
+    info: dict[str, Any] = {"file": file}
+    if not key:
+        errors = [issue("no weights file was uploaded", file=file)]
+    else:
+        with tempfile.TemporaryDirectory(dir=ctx.work_dir, prefix="backbone-") as tmp:
+            path = Path(tmp) / (PurePosixPath(key).name or "weights")
+            try:
+                ctx.blobs.download(key, path)
+                check = check_backbone_weights(path, name=file, arch=arch)
+                errors, info = check.errors, {**info, **check.info}
+            except FileNotFoundError:
+                message = "the uploaded weights are missing from the blob store; upload again"
+                errors = [issue(message, file=file)]
+            except Exception as exc:  # anything else still ends the validation
+                log.exception("backbone %s: validation failed unexpectedly", backbone_id)
+                errors = [unexpected_failure("weights file", exc)]
+            errors = _scrubbed(errors, Path(tmp), ctx.work_dir)
+    status: Status = "invalid" if errors else "ready"
+    with session_scope(ctx.sessions) as session:
+        repo.set_backbone_validation(
+            session, backbone_id=backbone_id, status=status, errors=errors or None, info=info
+        )
+    log.info("backbone %s: %s", backbone_id, status)
     return status

@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path, PurePosixPath
 
 from core.data.archive import member_count_cap, safe_extract, unpacked_size_cap
-from store.models import Dataset, Teacher
+from store.models import Backbone, Dataset, Teacher
 from worker.context import WorkerContext
 
 COMPLETE_MARK = ".complete"
@@ -90,6 +90,25 @@ def teacher_file(ctx: WorkerContext, teacher: Teacher) -> Path:
     tmp = path.with_name(f".{name}.{uuid.uuid4().hex[:8]}")
     try:
         ctx.blobs.download(teacher.checkpoint_key, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def backbone_file(ctx: WorkerContext, backbone: Backbone) -> Path:
+    """Uploaded backbone weights as a local file (its name keeps the uploaded suffix)."""
+    if not backbone.weights_key:
+        raise ValueError(f"backbone {backbone.id} has no weights file")
+    name = PurePosixPath(backbone.weights_key).name or "weights"
+    cache_key = backbone.sha256 or f"backbone-{backbone.id}"
+    path = ctx.work_dir / "backbones" / cache_key / name
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{name}.{uuid.uuid4().hex[:8]}")
+    try:
+        ctx.blobs.download(backbone.weights_key, tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -73,7 +73,13 @@ def compare_jobs(
         metrics = dict(job.metrics or {})
         if not metrics.get("student") and job.id in evals:
             metrics["student"] = evals[job.id]
-        per_job.append(headline_metrics(metrics))
+        figures = headline_metrics(metrics)
+        # ONNX Runtime beside PyTorch (the spread of each is in the jobs' metrics).
+        for model in ("student", "teacher"):
+            onnx = ((metrics.get("efficiency") or {}).get(model) or {}).get("onnx_latency_ms")
+            if isinstance(onnx, int | float) and not isinstance(onnx, bool):
+                figures[f"efficiency/{model}/onnx_latency_ms"] = float(onnx)
+        per_job.append(figures)
     return ComparePublic(
         jobs=job_publics(session, found),
         metrics=side_by_side(per_job),

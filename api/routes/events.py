@@ -117,7 +117,14 @@ def poll(factory: sessionmaker[Session], job_id: int, cursor: Cursor) -> Snapsho
             state=_state_of(job),
             progress=job.progress,
             points=[
-                {"id": p.id, "name": p.name, "step": p.step, "epoch": p.epoch, "value": p.value}
+                {
+                    "id": p.id,
+                    "name": p.name,
+                    "step": p.step,
+                    "epoch": p.epoch,
+                    "value": p.value,
+                    "stage": p.stage or job.kind,
+                }
                 for p in points
             ],
             events=[

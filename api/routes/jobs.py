@@ -279,6 +279,7 @@ def cancel_job(job_id: RowId, team: WriterTeam, session: SessionDep) -> JobPubli
     if job.state in TERMINAL_JOB_STATES:
         raise conflict(f"job {job_id} is already {job.state}")
     job = repo.request_cancel(session, team_id=team.id, job_id=job_id) or job
+    repo.record_cancel(session, job_id=job_id, email=team.user.email)  # the team's history
     session.commit()
     return job_public(session, job)
 
@@ -339,9 +340,13 @@ def job_metrics(
         list[str] | None, Query(description="series to return (comma-separated or repeated)")
     ] = None,
 ) -> MetricSeriesPublic:
-    """The job's metric series by name (losses per term and level, lr, eval/AP, ...)."""
-    team_job(session, team.id, job_id)
-    series = repo.metric_series(session, job_id=job_id, names=_csv(names) or None)
+    """The job's metric series by name (losses per term and level, lr, eval/AP, ...); each
+    point carries its stage (the job's kind where none was stored) and its `global_step`, the
+    step on one axis across the job's stages in the order they ran."""
+    job = team_job(session, team.id, job_id)
+    series = repo.metric_series(
+        session, job_id=job_id, names=_csv(names) or None, default_stage=job.kind
+    )
     return MetricSeriesPublic(
         series={
             name: [MetricPointPublic(**point) for point in points]

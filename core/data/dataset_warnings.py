@@ -2,7 +2,9 @@
 size would shrink out of sight (with the tile size that would keep them).
 
 They never make a dataset invalid; validation lists them beside its statistics
-(`statistics["warnings"]`), where the API and `distillery data check` show them.
+(`statistics["warnings"]`), where the API and `distillery data check` show them. A job
+computes them again when it starts (core.data.loader.build_loaders), with its own
+`data.image_size` and `data.tile.size`, logs them and writes them to metrics.json.
 """
 
 from __future__ import annotations
@@ -81,8 +83,13 @@ def class_warnings(
     return warnings
 
 
-def _shrunk_boxes(coco: dict[str, Any], image_size: int) -> tuple[int, list[float]]:
-    """(boxes counted, largest tile in original pixels keeping each shrunk box visible)."""
+def _shrunk_boxes(
+    coco: dict[str, Any], image_size: int, tile_size: int | None = None
+) -> tuple[int, list[float]]:
+    """(boxes counted, largest tile in original pixels keeping each shrunk box visible).
+
+    The model sees an image (or, with `tile_size`, a chip of at most that side) letterboxed
+    to `image_size`: a box of side s shows at s * image_size / min(long side, tile)."""
     long_sides = {
         im.get("id"): max(float(im.get("width") or 0), float(im.get("height") or 0))
         for im in coco.get("images", [])
@@ -96,17 +103,24 @@ def _shrunk_boxes(coco: dict[str, Any], image_size: int) -> tuple[int, list[floa
         if long_side <= 0 or ann.get("iscrowd", 0):
             continue
         total += 1
-        if side * image_size / long_side < MIN_OBJECT_PX:
+        seen_side = min(long_side, float(tile_size)) if tile_size else long_side
+        if side * image_size / seen_side < MIN_OBJECT_PX:
             # A tile of T px letterboxed to image_size shows the box at side * image_size / T.
             tiles.append(side * image_size / MIN_OBJECT_PX)
     return total, tiles
 
 
 def shrink_warning(
-    coco: dict[str, Any], *, image_size: int, split: str = "train", file: str = ""
+    coco: dict[str, Any],
+    *,
+    image_size: int,
+    split: str = "train",
+    file: str = "",
+    tile_size: int | None = None,
 ) -> DatasetWarning | None:
-    """A warning if letterboxing to `image_size` leaves too many boxes below MIN_OBJECT_PX."""
-    total, tiles = _shrunk_boxes(coco, image_size)
+    """A warning if letterboxing to `image_size` (the images, or their chips of `tile_size`
+    px with data.tile) leaves too many boxes below MIN_OBJECT_PX."""
+    total, tiles = _shrunk_boxes(coco, image_size, tile_size)
     if not tiles or len(tiles) < SHRINK_WARN_SHARE * total:
         return None
     tiles.sort()
@@ -117,9 +131,10 @@ def shrink_warning(
         max(int(im.get("width") or 0), int(im.get("height") or 0)) for im in coco["images"]
     )
     median = sides[len(sides) // 2] if sides else 0
+    seen = f"chips of data.tile.size {tile_size} px" if tile_size else "the images"
     message = (
         f"{len(tiles)} of {total} {split} boxes ({len(tiles) / total:.1%}) are smaller than "
-        f"{MIN_OBJECT_PX} px (sqrt of the box area) once the images (long side {median} px, "
+        f"{MIN_OBJECT_PX} px (sqrt of the box area) once {seen} (image long side {median} px, "
         f"median) are letterboxed to data.image_size {image_size}; tiles of {tile} px "
         f"(data.tile) keep {kept:.0%} of them at {MIN_OBJECT_PX} px or more"
     )
@@ -128,6 +143,7 @@ def shrink_warning(
     details = {
         "split": split,
         "image_size": image_size,
+        "current_tile_size": tile_size,
         "min_object_px": MIN_OBJECT_PX,
         "boxes": total,
         "shrunk_boxes": len(tiles),
@@ -143,13 +159,19 @@ def dataset_warnings(
     image_size: int,
     train_split: str = "train",
     files: dict[str, str] | None = None,
+    tile_size: int | None = None,
 ) -> list[DatasetWarning]:
-    """Every warning on a dataset's splits (COCO dicts) for training at `image_size`."""
+    """Every warning on a dataset's splits (COCO dicts) for training at `image_size` (on
+    chips of `tile_size` px when the job tiles)."""
     warnings = class_warnings(cocos, train_split=train_split, files=files)
     train = train_split_name(cocos, train_split)
     if train is not None:
         found = shrink_warning(
-            cocos[train], image_size=image_size, split=train, file=(files or {}).get(train, "")
+            cocos[train],
+            image_size=image_size,
+            split=train,
+            file=(files or {}).get(train, ""),
+            tile_size=tile_size,
         )
         if found is not None:
             warnings.append(found)

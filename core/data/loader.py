@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -16,13 +17,16 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from core.data.archive import is_archive, safe_extract
 from core.data.coco import read_coco
-from core.data.issues import DatasetError
+from core.data.dataset_warnings import dataset_warnings
+from core.data.issues import DatasetError, DatasetWarning
 from core.data.layout import detect_format
 from core.data.paths import relative_name, scrub_paths
 from core.data.source import CocoSplit, DatasetSource, carve_split
+from core.data.tiles import chip_index, chip_of, choose_chip
 from core.data.transforms import color_jitter, copy_paste_small, letterbox
 from core.data.voc import VocCoordinates, read_voc
-from core.spec import AugmentSpec, DataSpec
+from core.predict.slicing import Window
+from core.spec import AugmentSpec, DataSpec, TileSpec
 from core.structures import Batch, Target
 
 __all__ = [
@@ -126,6 +130,10 @@ class DatasetInfo:
     train_images: int = 0
     val_images: int = 0
     class_names: list[str] = field(default_factory=list)
+    # the dataset's warnings for this job's image_size and tile (core.data.dataset_warnings)
+    warnings: list[DatasetWarning] = field(default_factory=list)
+    # with data.tile: the val split's full-size images, which evaluation slices
+    sliced_val: DetectionDataset | None = None
 
     @property
     def cat_id_to_label(self) -> dict[int, int]:
@@ -143,10 +151,19 @@ class Sample:
     scale: float
     pad: tuple[int, int]
     flipped: bool = False  # mirrored by the augmentation
+    chip: Window | None = None  # with data.tile: the chip of the image, in its pixels
+
+
+ChipMode = Literal["random", "grid"]
+"""With a tile: one random chip per image and sample (training), or every chip (validation)."""
 
 
 class DetectionDataset(Dataset[Sample]):
-    """A COCO split as letterboxed `size` x `size` images with targets in model pixels."""
+    """A COCO split as letterboxed `size` x `size` images with targets in model pixels.
+
+    With `tile` the images are cut into chips first (core.data.tiles): `chips="random"` gives
+    one random chip per image and sample, `"grid"` every chip of every image in order.
+    """
 
     def __init__(
         self,
@@ -156,12 +173,16 @@ class DetectionDataset(Dataset[Sample]):
         cat_id_to_label: dict[int, int],
         augment: AugmentSpec | None = None,
         seed: int = 0,
+        tile: TileSpec | None = None,
+        chips: ChipMode = "random",
     ) -> None:
         self.split = split
         self.image_size = image_size
         self.cat_id_to_label = cat_id_to_label
         self.augment = augment
         self.seed = seed
+        self.tile = tile
+        self.chips = chips
         self.images = sorted(split.coco.get("images", []), key=lambda im: im["id"])
         self._anns: dict[int, list[dict[str, Any]]] = {int(im["id"]): [] for im in self.images}
         for ann in split.coco.get("annotations", []):
@@ -171,6 +192,10 @@ class DetectionDataset(Dataset[Sample]):
                 self._anns[int(ann["image_id"])].append(ann)
         self._rng: np.random.Generator | None = None
         self._epoch = 0
+        self._grid: list[tuple[int, Window]] = []
+        if tile is not None and chips == "grid":
+            sizes = [self._image_dimensions(index) for index in range(len(self.images))]
+            self._grid = chip_index(sizes, tile)
 
     def set_epoch(self, epoch: int) -> None:
         """Restart the augmentation stream from (seed, epoch), so a resumed run sees the same."""
@@ -178,7 +203,22 @@ class DetectionDataset(Dataset[Sample]):
         self._rng = None
 
     def __len__(self) -> int:
+        if self.tile is not None and self.chips == "grid":
+            return len(self._grid)
         return len(self.images)
+
+    def _image_dimensions(self, index: int) -> tuple[int, int]:
+        """(width, height) of image `index`: as declared, else of the decoded image."""
+        record = self.images[index]
+        declared = (int(record.get("width") or 0), int(record.get("height") or 0))
+        if min(declared) > 0:
+            return declared
+        return self.load(index)[3]
+
+    def full_images(self) -> Iterator[tuple[int, Image.Image]]:
+        """(image id, image at its full size) of every image of the split, in id order."""
+        for index, record in enumerate(self.images):
+            yield int(record["id"]), self.load(index, full_size=True)[0]
 
     def _generator(self) -> np.random.Generator:
         # In a DataLoader worker, torch hands each worker a seed drawn from the loader's seeded
@@ -189,14 +229,18 @@ class DetectionDataset(Dataset[Sample]):
             self._rng = np.random.default_rng([self.seed, self._epoch, worker_seed])
         return self._rng
 
-    def load(self, index: int) -> tuple[Image.Image, np.ndarray, np.ndarray, tuple[int, int]]:
-        """The image (maybe decoded smaller), boxes (x1 y1 x2 y2), labels and the original size."""
+    def load(
+        self, index: int, *, full_size: bool = False
+    ) -> tuple[Image.Image, np.ndarray, np.ndarray, tuple[int, int]]:
+        """The image (maybe decoded smaller, never with `full_size` or a tile), boxes
+        (x1 y1 x2 y2), labels and the original size."""
         record = self.images[index]
         path = self.split.image_path(record)  # DatasetError if it points outside the dataset
         declared = (int(record.get("width") or 0), int(record.get("height") or 0))
         try:
             with Image.open(path) as im:
-                if min(declared) > 0 and im.size == declared:
+                reduced = not full_size and self.tile is None  # chips need every pixel
+                if reduced and min(declared) > 0 and im.size == declared:
                     # JPEG draft decoding at reduced scale: much faster for large photographs
                     im.draft("RGB", (self.image_size, self.image_size))
                 else:
@@ -219,9 +263,21 @@ class DetectionDataset(Dataset[Sample]):
         return image, boxes[keep], labels[keep], declared
 
     def __getitem__(self, index: int) -> Sample:
+        window: Window | None = None
+        if self.tile is not None and self.chips == "grid":
+            index, window = self._grid[index]
         image, boxes, labels, source_size = self.load(index)
         aug = self.augment
-        rng = self._generator() if aug is not None else None
+        rng = self._generator() if aug is not None or self.tile is not None else None
+        if self.tile is not None:
+            # the chip first, then the flip and the rest, within the chip
+            if window is not None:
+                chip = chip_of(boxes, labels, window, self.tile)
+            else:
+                assert rng is not None
+                chip = choose_chip(*source_size, boxes, labels, self.tile, rng)
+            window, boxes, labels, source_size = chip.window, chip.boxes, chip.labels, chip.size
+            image = image.crop(window)
         flipped = bool(aug is not None and rng is not None and aug.hflip and rng.random() < 0.5)
         if flipped:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
@@ -252,6 +308,7 @@ class DetectionDataset(Dataset[Sample]):
             scale=lb.scale,
             pad=lb.pad,
             flipped=flipped,
+            chip=window,
         )
 
 
@@ -322,8 +379,15 @@ def build_loaders(
         cat_id_to_label=cat_id_to_label,
         augment=data.augment,
         seed=seed,
+        tile=data.tile,
     )
-    val_ds = DetectionDataset(val, image_size=data.image_size, cat_id_to_label=cat_id_to_label)
+    val_ds = DetectionDataset(
+        val,
+        image_size=data.image_size,
+        cat_id_to_label=cat_id_to_label,
+        tile=data.tile,
+        chips="grid",
+    )
     generator = torch.Generator().manual_seed(seed)
     common: dict[str, Any] = {
         "batch_size": data.batch_size,
@@ -347,8 +411,22 @@ def build_loaders(
         num_classes=len(categories) + 1,
         label_to_cat_id=label_to_cat_id,
         val_gt=val_gt,
-        train_images=len(train_ds),
-        val_images=len(val_ds),
+        train_images=len(train.coco.get("images", [])),
+        val_images=len(val.coco.get("images", [])),
         class_names=[str(c.get("name", c["id"])) for c in categories],
+        warnings=job_warnings(train, val, data),
+        sliced_val=val_ds if data.tile is not None else None,
     )
     return train_loader, val_loader, info
+
+
+def job_warnings(train: CocoSplit, val: CocoSplit, data: DataSpec) -> list[DatasetWarning]:
+    """The dataset's warnings (core.data.dataset_warnings) for the splits a job uses, at its
+    own `data.image_size` and `data.tile.size` (upload-time validation only knows a default)."""
+    cocos = {data.train_split: train.coco, data.val_split: val.coco}
+    return dataset_warnings(
+        cocos,
+        image_size=data.image_size,
+        train_split=data.train_split,
+        tile_size=data.tile.size if data.tile is not None else None,
+    )

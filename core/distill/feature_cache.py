@@ -74,6 +74,9 @@ def cache_refusal(spec: JobSpec) -> str | None:
         return "colour jitter changes the teacher's input from one epoch to the next"
     if augment.copy_paste:
         return "copy-paste changes the teacher's input from one epoch to the next"
+    if spec.data.tile is not None:
+        # views are (image id, flipped): a cached view would serve another chip's features
+        return "tiled training (data.tile) draws another chip of an image each epoch"
     if distill.head_kd_enabled:
         return "response, box and head KD read the teacher's dense head outputs, not cached"
     if not distill.feature_kd_enabled:

@@ -147,6 +147,11 @@ class MetricSinkHook(HookBase):
         self._written_eval_step: int | None = None
         self._written_grad_step: int | None = None
 
+    def before_train(self) -> None:
+        """A new stage counts its steps from 1 again: what an earlier stage wrote is not it."""
+        self._written_eval_step = None
+        self._written_grad_step = None
+
     def after_step(self) -> None:
         """Write the step's series every `every` steps (the diagnosis whenever it is new)."""
         state = self.trainer.state

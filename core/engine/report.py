@@ -120,6 +120,15 @@ def write_report(
         enabled = "on" if spec.distill.enabled else "off"
         lines.append(f"Distillation: {enabled}, lambda_KD = {spec.distill.lambda_kd}.")
     lines += ["", "## Accuracy (COCO, %; n/a: no such objects in the ground truth)", ""]
+    evaluation = metrics.get("evaluation") or {}
+    if evaluation.get("mode") == "sliced":
+        lines += [
+            f"On the full `{evaluation['split']}` images by sliced inference: tiles of "
+            f"{evaluation['tile_size']} px, overlap {evaluation['overlap']}, merged "
+            f"{evaluation['merge']}{', with the whole image' if evaluation['full_image'] else ''}"
+            f" (data.tile).",
+            "",
+        ]
     rows = [("teacher", metrics.get("teacher")), ("student", metrics.get("student"))]
     lines += accuracy_table(rows)
     efficiency = metrics.get("efficiency") or {}

@@ -41,6 +41,15 @@ METRIC_NAMES: tuple[str, ...] = (*COCO_METRIC_NAMES, *TINY_BINS, AGNOSTIC_METRIC
 DEFAULT_MAX_DETECTIONS = 100
 """COCO's cap on the detections scored per image (a detector emitting more raises it)."""
 
+PR_IOU = 0.5
+"""The IoU threshold of the precision-recall curves (`pr_curve`)."""
+
+PR_DIGITS = 4
+"""Decimals kept of each precision value in `pr_curve` (metrics.json stays small)."""
+
+PR_RECALL_POINTS = 101
+"""COCO's recall thresholds 0, 0.01, ..., 1 (pycocotools' `recThrs`)."""
+
 
 AREA_RANGES: dict[str, tuple[float, float]] = {
     "AP_small": (0.0, 32.0**2),
@@ -68,7 +77,26 @@ def _without_detections(ground_truth: dict[str, Any], image_ids: list[int]) -> d
     for name, (low, high) in AREA_RANGES.items():
         # pycocotools keeps a box whose area lies in [low, high], both ends included.
         bbox[name] = 0.0 if any(low <= area <= high for area in areas) else -1.0
-    return {"bbox": bbox, "per_class": {}}
+    result: dict[str, Any] = {"bbox": bbox, "per_class": {}}
+    # Nothing found: precision 0 at every recall for each class that has ground truth.
+    names = {int(c["id"]): str(c.get("name", c["id"])) for c in ground_truth.get("categories", [])}
+    present = sorted(
+        {
+            int(ann["category_id"])
+            for ann in ground_truth.get("annotations", [])
+            if int(ann["image_id"]) in wanted and not ann.get("iscrowd", 0)
+        }
+    )
+    if present:
+        zeros = [0.0] * PR_RECALL_POINTS
+        last = PR_RECALL_POINTS - 1
+        result["pr_curve"] = {
+            "iou": PR_IOU,
+            "recall": [round(i / last, PR_DIGITS) for i in range(PR_RECALL_POINTS)],
+            "all": list(zeros),
+            "per_class": {names.get(c, str(c)): list(zeros) for c in present},
+        }
+    return result
 
 
 def _mean_precision(evaluator: Any, *, area: int, category: int | None = None) -> float:
@@ -81,6 +109,41 @@ def _mean_precision(evaluator: Any, *, area: int, category: int | None = None) -
     values = precision if category is None else precision[:, :, category]
     values = values[values > -1]
     return float(values.mean()) if values.size else -1.0
+
+
+def pr_curves(
+    precision: np.ndarray,
+    *,
+    recall_thresholds: Sequence[float],
+    iou_thresholds: Sequence[float],
+    class_names: Sequence[str],
+    iou: float = PR_IOU,
+) -> dict[str, Any] | None:
+    """Precision at each recall threshold, at IoU `iou`, all areas, the largest detection cap.
+
+    `precision` is pycocotools' accumulated `eval["precision"]`, shaped (T, R, K, A, M); -1
+    marks a class without ground truth (left out), 0 a recall the detector never reached.
+    `{"iou", "recall": [R], "all": [R] (mean over the classes with ground truth),
+    "per_class": {name: [R]}}`, or None when no class has ground truth.
+    """
+    t = int(np.argmin(np.abs(np.asarray(iou_thresholds, dtype=np.float64) - iou)))
+    curves = np.asarray(precision)[t, :, :, 0, -1]  # (R, K)
+    per_class: dict[str, list[float]] = {}
+    kept = []
+    for k, name in enumerate(class_names):
+        column = curves[:, k]
+        if (column > -1).any():
+            kept.append(k)
+            per_class[name] = [round(float(v), PR_DIGITS) for v in column.clip(0.0, 1.0)]
+    if not kept:
+        return None
+    mean = curves[:, kept].clip(0.0, 1.0).mean(axis=1)  # (R,)
+    return {
+        "iou": float(np.asarray(iou_thresholds)[t]),
+        "recall": [round(float(r), PR_DIGITS) for r in recall_thresholds],
+        "all": [round(float(v), PR_DIGITS) for v in mean],
+        "per_class": per_class,
+    }
 
 
 def _clean_ground_truth(gt: dict[str, Any]) -> dict[str, Any]:
@@ -154,10 +217,12 @@ class CocoEvaluator:
         return max(DEFAULT_MAX_DETECTIONS, max(counts.values(), default=0))
 
     def evaluate(self) -> dict[str, Any]:
-        """`{"bbox": {METRIC_NAMES}, "per_class": {name: AP}}`; -1 where GT has no such object.
+        """`{"bbox": {METRIC_NAMES}, "per_class": {name: AP}, "pr_curve": ...}`; -1 where GT
+        has no such object.
 
         COCO's six figures, AI-TOD's size bins (`TINY_BINS`) and the class-agnostic AP, all at
-        the detection cap `max_detections()`.
+        the detection cap `max_detections()`; `pr_curve` (`pr_curves`) at IoU 0.5 on 101 recall
+        points, for all classes and each (absent when nothing was detected or scored).
         """
         image_ids = sorted(set(self.image_ids))
         if not image_ids:
@@ -201,7 +266,18 @@ class CocoEvaluator:
         bbox[AGNOSTIC_METRIC] = _mean_precision(agnostic, area=0)
         # Mean AP over IoU 0.5:0.95 of each category.
         per_class: dict[str, float] = {}
+        names = []
         for k, cat_id in enumerate(evaluator.params.catIds):
             name = self.category_names.get(int(cat_id), str(cat_id))
+            names.append(name)
             per_class[name] = _mean_precision(evaluator, area=0, category=k)
-        return {"bbox": bbox, "per_class": per_class}
+        result: dict[str, Any] = {"bbox": bbox, "per_class": per_class}
+        curve = pr_curves(
+            evaluator.eval["precision"],
+            recall_thresholds=evaluator.params.recThrs,
+            iou_thresholds=evaluator.params.iouThrs,
+            class_names=names,
+        )
+        if curve is not None:
+            result["pr_curve"] = curve
+        return result

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, cast
 
+import torch
 import torchvision
 from torch import Tensor, nn
 from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.ops import FeaturePyramidNetwork
 
-from core.models.checkpoints import load_state_dict, load_weights
+from core.data.issues import ValidationIssue
+from core.models.checkpoints import (
+    CheckpointError,
+    CheckpointMismatchError,
+    load_state_dict,
+    match_weights,
+)
+from core.spec import BackboneArch
 from core.structures import LevelSpec
 
-BackboneName = Literal["resnet50", "resnet18", "mobilenet_v2", "shufflenet_v2", "mobilenet_v3"]
+BackboneName = BackboneArch
 
 LEVEL_STRIDES: dict[str, int] = {"p2": 4, "p3": 8, "p4": 16, "p5": 32, "p6": 64, "p7": 128}
 """Level name -> stride in pixels; names are always log2(stride), so names pair by stride."""
@@ -61,6 +70,10 @@ def _classifier(name: BackboneName) -> nn.Module:
     raise ValueError(f"unknown backbone {name!r}; known: {sorted(TRUNK_LAYOUTS)}")
 
 
+TRUNK_PREFIXES: dict[str, str] = {"mobilenet_v2": "features.", "mobilenet_v3": "features."}
+"""Where the trunk's keys sit in torchvision's classifier state dict (MobileNets: `features.`)."""
+
+
 def _trunk(classifier: nn.Module, name: BackboneName) -> nn.Module:
     """The part of the classifier that holds the stages (MobileNets keep them in `features`)."""
     if name in ("mobilenet_v2", "mobilenet_v3"):
@@ -68,9 +81,46 @@ def _trunk(classifier: nn.Module, name: BackboneName) -> nn.Module:
     return classifier
 
 
-def load_pretrained_trunk(classifier: nn.Module, path: str | Path) -> None:
-    """Load a local torchvision ImageNet state dict into a classifier, strictly (no download)."""
-    load_weights(classifier, load_state_dict(path), source=str(path))
+def classifier_keys(name: BackboneName) -> set[str]:
+    """The state-dict keys of torchvision's whole ImageNet classifier `name` (built on meta)."""
+    with torch.device("meta"):
+        return set(_classifier(name).state_dict())
+
+
+def trunk_body(name: BackboneName) -> nn.Module:
+    """The FPN body of trunk `name`: its stride 4..32 stages, randomly initialised."""
+    layout = TRUNK_LAYOUTS[name]
+    return IntermediateLayerGetter(_trunk(_classifier(name), name), layout.return_layers)
+
+
+def body_weights(
+    body: nn.Module, state: Mapping[str, Tensor], *, name: BackboneName, source: str
+) -> dict[str, Tensor]:
+    """The entries of a backbone weights file that `body` (an FPN body of `name`) holds.
+
+    `state` is torchvision's ImageNet classifier state dict (`features.*` + `classifier.*`,
+    `conv1.*` .. `fc.*`): its classifier head and the trunk layers past the stride-32 stage
+    are ignored, every other key must match the body strictly. A state dict of the body itself
+    (MobileNets: without `features.`) is read too. Mismatches raise CheckpointMismatchError
+    naming the keys as the file spells them.
+    """
+    prefix = TRUNK_PREFIXES.get(name, "")
+    own = body.state_dict()
+    expected = {prefix + k: v for k, v in own.items()}
+    if prefix and not any(k.startswith(prefix) for k in state) and any(k in own for k in state):
+        state = {prefix + k: v for k, v in state.items()}  # saved from the body itself
+    optional = classifier_keys(name) - set(expected)
+    known = match_weights(expected, state, source=source, optional=optional)
+    return {k[len(prefix) :]: v for k, v in known.items()}
+
+
+def load_backbone_weights(
+    body: nn.Module, path: str | Path, *, name: BackboneName, source: str | None = None
+) -> None:
+    """Load a local backbone weights file into an FPN body strictly (no download, no code)."""
+    state = load_state_dict(path)
+    weights = body_weights(body, state, name=name, source=source or str(path))
+    body.load_state_dict(weights, strict=False)
 
 
 class PyramidBackbone(nn.Module):
@@ -81,11 +131,10 @@ class PyramidBackbone(nn.Module):
     ) -> None:
         super().__init__()
         layout = TRUNK_LAYOUTS[name]
-        classifier = _classifier(name)
-        if pretrained is not None:
-            load_pretrained_trunk(classifier, pretrained)
         self.name = name
-        self.body = IntermediateLayerGetter(_trunk(classifier, name), layout.return_layers)
+        self.body = trunk_body(name)
+        if pretrained is not None:
+            load_backbone_weights(self.body, pretrained, name=name)
         self.fpn = FeaturePyramidNetwork(list(layout.channels), fpn_channels)
         self.out_channels = fpn_channels  # torchvision's detectors read this attribute
         self.trunk_channels = layout.channels
@@ -109,3 +158,44 @@ def build_backbone(
     if name not in TRUNK_LAYOUTS:
         raise ValueError(f"unknown backbone {name!r}; known: {sorted(TRUNK_LAYOUTS)}")
     return PyramidBackbone(name, fpn_channels=fpn_channels, pretrained=pretrained)
+
+
+@dataclass
+class BackboneCheck:
+    """The outcome of checking uploaded backbone weights: errors, or the weights' facts."""
+
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def check_backbone_weights(path: Path, *, name: str, arch: str) -> BackboneCheck:
+    """Check the weights file at `path` (known to its uploader as `name`) against trunk `arch`."""
+
+    def issue(message: str, **extra: Any) -> dict[str, Any]:
+        # Messages name the local copy; the user knows the file by its uploaded name.
+        text = message.replace(str(path), name)
+        return {**ValidationIssue(file=name, message=text).to_dict(), **extra}
+
+    if arch not in TRUNK_LAYOUTS:
+        known = sorted(TRUNK_LAYOUTS)
+        return BackboneCheck(errors=[issue(f"unknown backbone {arch!r}; known: {known}")])
+    trunk = cast(BackboneName, arch)
+    try:
+        state = load_state_dict(path)
+    except CheckpointError as exc:
+        return BackboneCheck(errors=[issue(str(exc))])
+    body = trunk_body(trunk)
+    try:
+        weights = body_weights(body, state, name=trunk, source=name)
+    except CheckpointMismatchError as exc:
+        error = issue(
+            str(exc), missing=exc.missing, unexpected=exc.unexpected, mismatched=exc.mismatched
+        )
+        return BackboneCheck(errors=[error])
+    info = {
+        "tensors": len(state),
+        "loaded": len(weights),
+        "ignored": len(state) - len(weights),
+        "params": sum(p.numel() for p in body.parameters()),
+    }
+    return BackboneCheck(info=info)

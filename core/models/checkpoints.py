@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pickle
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -128,11 +128,21 @@ def _ignored(key: str) -> bool:
     return key.endswith(IGNORED_SUFFIXES)
 
 
-def load_weights(model: nn.Module, state: Mapping[str, Tensor], *, source: str) -> None:
-    """Load `state` into `model` strictly; raise CheckpointMismatchError naming every bad key."""
-    expected = model.state_dict()
+def match_weights(
+    expected: Mapping[str, Tensor],
+    state: Mapping[str, Tensor],
+    *,
+    source: str,
+    optional: Collection[str] = (),
+) -> dict[str, Tensor]:
+    """The entries of `state` that `expected` names, if they match it strictly.
+
+    Keys in `optional` may be present or absent (a classifier's head when only its trunk is
+    loaded); any other difference raises CheckpointMismatchError naming every bad key.
+    """
+    skip = set(optional)
     missing = sorted(k for k in expected if k not in state and not _ignored(k))
-    unexpected = sorted(k for k in state if k not in expected and not _ignored(k))
+    unexpected = sorted(k for k in state if k not in expected and k not in skip and not _ignored(k))
     mismatched = sorted(
         f"{k} (checkpoint {tuple(state[k].shape)}, model {tuple(expected[k].shape)})"
         for k in state
@@ -142,8 +152,12 @@ def load_weights(model: nn.Module, state: Mapping[str, Tensor], *, source: str) 
         raise CheckpointMismatchError(
             source, missing=missing, unexpected=unexpected, mismatched=mismatched
         )
-    known = {k: v for k, v in state.items() if k in expected}
-    model.load_state_dict(known, strict=False)
+    return {k: v for k, v in state.items() if k in expected}
+
+
+def load_weights(model: nn.Module, state: Mapping[str, Tensor], *, source: str) -> None:
+    """Load `state` into `model` strictly; raise CheckpointMismatchError naming every bad key."""
+    model.load_state_dict(match_weights(model.state_dict(), state, source=source), strict=False)
 
 
 def read_provenance(path: str | Path) -> dict[str, str]:

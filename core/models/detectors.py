@@ -24,8 +24,13 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.ops import box_iou
 
-from core.models.backbones import LEVEL_STRIDES, BackboneName, build_backbone
-from core.models.checkpoints import load_state_dict, load_weights
+from core.models.backbones import (
+    LEVEL_STRIDES,
+    BackboneName,
+    build_backbone,
+    load_backbone_weights,
+)
+from core.spec import BACKBONE_OF_ARCH
 from core.structures import Detections, DetectorOutput, LevelSpec, Target
 
 Family = Literal["retinanet", "fcos", "fasterrcnn"]
@@ -55,12 +60,19 @@ TORCHVISION_ARCHS: dict[str, Family] = {
     "torchvision_fcos_resnet50_fpn": "fcos",
     "torchvision_fasterrcnn_resnet50_fpn": "fasterrcnn",
     "torchvision_fasterrcnn_resnet50_fpn_v2": "fasterrcnn",
+    "torchvision_fasterrcnn_mobilenet_v3_large_fpn": "fasterrcnn",
 }
 # Level names of torchvision's FPN outputs, in their order (their strides are fixed by design).
 TORCHVISION_LEVELS: dict[Family, tuple[str, ...]] = {
     "retinanet": ("p3", "p4", "p5", "p6", "p7"),
     "fcos": ("p3", "p4", "p5", "p6", "p7"),
     "fasterrcnn": ("p2", "p3", "p4", "p5", "p6"),
+}
+# torchvision's MobileNetV3 FPN taps two stride-32 layers (block 13 and the last 1x1 conv) and
+# max-pools a stride-64 level: the features by name keep the later tap as p5, as the RPN sees
+# all three. Measured: at 64 px the maps are 2x2, 2x2 and 1x1.
+TORCHVISION_ARCH_LEVELS: dict[str, tuple[str, ...]] = {
+    "torchvision_fasterrcnn_mobilenet_v3_large_fpn": ("p5", "p5", "p6"),
 }
 
 # Small-object anchors: 16 px on P2 doubling per level, 3 scales x 3 ratios per location.
@@ -467,25 +479,24 @@ def _torchvision_detector(
         "torchvision_fcos_resnet50_fpn": detection.fcos_resnet50_fpn,
         "torchvision_fasterrcnn_resnet50_fpn": detection.fasterrcnn_resnet50_fpn,
         "torchvision_fasterrcnn_resnet50_fpn_v2": detection.fasterrcnn_resnet50_fpn_v2,
+        "torchvision_fasterrcnn_mobilenet_v3_large_fpn": (
+            detection.fasterrcnn_mobilenet_v3_large_fpn
+        ),
     }
     extra = {} if family == "fasterrcnn" else {"detections_per_img": DETECTIONS_PER_IMAGE}
     model = builders[arch](**common, **extra)
     if pretrained_backbone is not None:
-        _load_torchvision_trunk(model.backbone.body, pretrained_backbone)
+        load_backbone_weights(
+            model.backbone.body, pretrained_backbone, name=BACKBONE_OF_ARCH[arch]
+        )
     return Detector(
         model,
         family=family,
         arch=arch,
         num_classes=num_classes,
         image_size=image_size,
-        level_names=TORCHVISION_LEVELS[family],
+        level_names=TORCHVISION_ARCH_LEVELS.get(arch, TORCHVISION_LEVELS[family]),
     )
-
-
-def _load_torchvision_trunk(body: nn.Module, path: str | Path) -> None:
-    """Load an ImageNet ResNet state dict into torchvision's FPN body (its classifier dropped)."""
-    state = {k: v for k, v in load_state_dict(path).items() if not k.startswith("fc.")}
-    load_weights(body, state, source=str(path))
 
 
 def build_teacher(

@@ -18,7 +18,9 @@ from core.engine.distributed import (
 )
 from core.engine.hooks import HookBase
 from core.evaluation.coco import CocoEvaluator
-from core.evaluation.inference import evaluate_detector
+from core.evaluation.inference import evaluate_detector, evaluate_sliced
+from core.models.detectors import Detector
+from core.predict.slicing import SliceOptions
 from core.spec import JobSpec
 
 log = logging.getLogger("distillery.engine")
@@ -75,5 +77,48 @@ class RunContext:
         return CocoEvaluator(self.info.val_gt, self.info.label_to_cat_id)
 
     def evaluate(self, detector: nn.Module) -> dict[str, Any]:
-        """`detector` scored on the val split."""
-        return evaluate_detector(detector, self.val_loader, self.evaluator(), device=self.device)
+        """`detector` scored on the val split: on its letterboxed images, or with data.tile
+        by sliced inference on the full images (the figures of a sliced deployment)."""
+        tile, data = self.spec.data.tile, self.spec.data
+        if tile is None or self.info.sliced_val is None:
+            return evaluate_detector(
+                detector, self.val_loader, self.evaluator(), device=self.device
+            )
+        cap = None
+        if isinstance(detector, Detector):
+            cap = int(detector.postprocess_settings()["detections_per_image"])
+        return evaluate_sliced(
+            detector,
+            self.info.sliced_val.full_images(),
+            self.evaluator(),
+            image_size=data.image_size,
+            slicing=self.slice_options(),
+            device=self.device,
+            batch_size=data.batch_size,
+            max_detections=cap,
+        )
+
+    def slice_options(self) -> SliceOptions:
+        """The sliced inference of evaluation with data.tile: its grid, predict's merging."""
+        tile = self.spec.data.tile
+        assert tile is not None
+        return SliceOptions(size=tile.size, overlap=tile.overlap, full_image=tile.full_image)
+
+    def evaluation_mode(self) -> dict[str, Any]:
+        """How the val figures were made (metrics.json `evaluation`): whole letterboxed
+        images, or sliced inference on the full images with the tile grid."""
+        data = self.spec.data
+        mode: dict[str, Any] = {
+            "mode": "whole" if data.tile is None else "sliced",
+            "split": data.val_split,
+            "image_size": data.image_size,
+        }
+        if data.tile is not None:
+            options = self.slice_options()
+            mode.update(
+                tile_size=options.size,
+                overlap=options.overlap,
+                full_image=options.full_image,
+                merge=f"{options.merge} ({options.metric} > {options.threshold})",
+            )
+        return mode

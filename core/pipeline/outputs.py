@@ -49,7 +49,10 @@ def job_metrics(
     def flat(result: dict[str, Any] | None) -> dict[str, Any] | None:
         if result is None:
             return None
-        return {**result["bbox"], "per_class": result.get("per_class", {})}
+        figures = {**result["bbox"], "per_class": result.get("per_class", {})}
+        if "pr_curve" in result:  # precision-recall at IoU 0.5 (core/evaluation/coco.py)
+            figures["pr_curve"] = result["pr_curve"]
+        return figures
 
     return {
         "kind": run.spec.kind,
@@ -61,10 +64,12 @@ def job_metrics(
             "teacher": eff_teacher,
             "ratios": efficiency_ratios(eff_student, eff_teacher) if eff_student else None,
         },
+        "evaluation": run.evaluation_mode(),
         "dataset": {
             "train_images": run.info.train_images,
             "val_images": run.info.val_images,
             "categories": [c.get("name", c["id"]) for c in run.info.categories],
+            "warnings": [warning.to_dict() for warning in run.info.warnings],
         },
     }
 

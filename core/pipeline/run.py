@@ -15,7 +15,7 @@ from core.engine.distributed import (
 )
 from core.engine.hooks import HookBase
 from core.engine.randomness import seed_everything
-from core.pipeline.context import JobResult, RunContext, resolve_device
+from core.pipeline.context import JobResult, RunContext, log, resolve_device
 from core.pipeline.recipes import distill_job, evaluate_job, teacher_job
 from core.spec import JobSpec
 
@@ -48,6 +48,8 @@ def run_job(
     train_loader, val_loader, info = build_loaders(
         spec.data, seed=spec.seed, distributed=context.enabled
     )
+    for warning in info.warnings:  # at this job's image and tile size; also in metrics.json
+        log.warning("dataset: %s", warning.message)
     run = RunContext(
         spec=spec,
         out=out,

@@ -6,17 +6,22 @@ predicted too (SAHI's "standard prediction", for objects larger than a tile). Ev
 boxes are shifted back to image pixels and merged across tiles per class: by greedy
 non-maximum merging (default) or NMS, matching by IoS (default) or IoU. A box cut by a tile
 border lies inside the whole box a neighbouring tile sees (IoS 1), so it comes back once.
+
+The one home of the tile geometry: `distillery predict --slice`, the API, tiled training
+(core.data.tiles: `window_boxes` clips ground truth to a chip) and sliced evaluation
+(core.evaluation.inference: `sliced_predict_many`) all cut and merge with these functions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 from PIL import Image
 
-from core.predict.boxes import MatchMetric, batched_nms, greedy_nmm
+from core.predict.boxes import MatchMetric, batched_nms, box_areas, greedy_nmm
 from core.predict.detections import Detections
 from core.predict.errors import PredictError
 
@@ -66,6 +71,27 @@ def tile_windows(width: int, height: int, size: int, overlap: float) -> list[Win
     ]
 
 
+def window_boxes(
+    boxes: np.ndarray, window: Window, *, min_visibility: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(kept boxes clipped to `window`, in its pixels; their indices) of (M, 4) image boxes.
+
+    A box is kept when at least `min_visibility` of its area lies inside the window; the
+    part inside is its box in that chip (boxes of no area are never kept).
+    """
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    x1, y1, x2, y2 = (np.float32(v) for v in window)
+    clipped = boxes.copy()
+    clipped[:, [0, 2]] = clipped[:, [0, 2]].clip(x1, x2)
+    clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(y1, y2)
+    inside = box_areas(clipped)
+    area = box_areas(boxes)
+    visible = np.where(area > 0, inside / np.maximum(area, 1e-12), 0.0)
+    keep = np.flatnonzero((inside > 0) & (visible >= min_visibility - 1e-6))
+    moved = clipped[keep] - np.asarray([x1, y1, x1, y1], dtype=np.float32)
+    return moved.astype(np.float32), keep.astype(np.int64)
+
+
 def merge_detections(found: Detections, options: SliceOptions) -> Detections:
     """Per class, overlapping boxes of several tiles merged into one (highest score first)."""
     if len(found) == 0:
@@ -89,10 +115,32 @@ def sliced_predict(
     max_detections: int | None = None,
 ) -> Detections:
     """Detections of `image` from its tiles (and the whole image), in image pixels, merged."""
+    return sliced_predict_many(
+        lambda crops: [predict(crop) for crop in crops],
+        image,
+        options,
+        max_detections=max_detections,
+    )
+
+
+def sliced_predict_many(
+    predict_many: Callable[[Sequence[Image.Image]], Sequence[Detections]],
+    image: Image.Image,
+    options: SliceOptions,
+    *,
+    max_detections: int | None = None,
+) -> Detections:
+    """`sliced_predict` with every tile (and the whole image) handed to `predict_many` at once,
+    for a model that predicts a batch; each crop's detections in that crop's pixels."""
     windows = tile_windows(image.width, image.height, options.size, options.overlap)
-    parts = [predict(image.crop(window)).shifted(window[0], window[1]) for window in windows]
-    if options.full_image and len(windows) > 1:
-        parts.append(predict(image))
+    crops = [image.crop(window) for window in windows]
+    whole = options.full_image and len(windows) > 1
+    found = list(predict_many([*crops, image] if whole else crops))
+    if len(found) != len(crops) + int(whole):
+        raise PredictError(f"{len(found)} detection sets for {len(crops) + int(whole)} crops")
+    parts = [part.shifted(w[0], w[1]) for part, w in zip(found, windows, strict=False)]
+    if whole:
+        parts.append(found[-1])
     merged = merge_detections(Detections.concat(parts), options)
     merged = merged.clipped(image.width, image.height)
     return merged.best(max_detections) if max_detections is not None else merged

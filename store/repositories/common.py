@@ -10,12 +10,13 @@ from sqlalchemy.orm.util import identity_key
 
 from store.models import (
     Artifact,
+    Backbone,
     Dataset,
     Job,
     Teacher,
 )
 
-TeamOwned = type[Job] | type[Dataset] | type[Teacher] | type[Artifact]
+TeamOwned = type[Job] | type[Dataset] | type[Teacher] | type[Artifact] | type[Backbone]
 
 
 # last_used_at is bookkeeping: writing it on every request would serialise SQLite writers.

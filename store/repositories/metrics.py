@@ -1,4 +1,4 @@
-"""Metric points of a job: written in batches, read as series."""
+"""Metric points of a job: written in batches, read as series (stage by stage on one axis)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,15 @@ from store.models import (
     utcnow,
 )
 
+STAGE_ORDER: tuple[str, ...] = ("teacher", "distill", "finetune")
+"""The order a job's training stages run in (core/pipeline/recipes.py); other stage names
+follow in the order their first point was written."""
+
 
 def add_metric_points(session: Session, *, job_id: int, points: Iterable[Mapping[str, Any]]) -> int:
-    """Insert many points `{name, value, step, epoch?}` in one statement; the number stored.
+    """Insert many points `{name, value, step, epoch?, stage?}` in one statement; the number
+    stored. `stage` is the trainer's (teacher, distill, finetune); without one the point reads
+    as the job's kind.
 
     Non-finite values are skipped: SQLite stores NaN as NULL and JSON cannot carry it.
     """
@@ -29,6 +35,7 @@ def add_metric_points(session: Session, *, job_id: int, points: Iterable[Mapping
             "value": float(p["value"]),
             "step": int(p["step"]),
             "epoch": int(p.get("epoch", 0)),
+            "stage": str(p["stage"])[:16] if p.get("stage") else None,
             "created_at": now,
         }
         for p in points
@@ -59,26 +66,89 @@ def metric_points(
     return list(session.scalars(stmt))
 
 
+def stage_offsets(session: Session, *, job_id: int, default_stage: str) -> dict[str, int]:
+    """Stage -> the steps of the stages before it (the shift onto the job's global step axis).
+
+    Stages run in `STAGE_ORDER` (others after, in the order they were first written); each
+    stage's length is its highest step over all of the job's series. Points without a stage
+    belong to `default_stage`.
+    """
+    rows = session.execute(
+        select(MetricPoint.stage, func.max(MetricPoint.step), func.min(MetricPoint.id))
+        .where(MetricPoint.job_id == job_id)
+        .group_by(MetricPoint.stage)
+    )
+    longest: dict[str, int] = {}
+    first_id: dict[str, int] = {}
+    for stage, last_step, first in rows:
+        name = stage or default_stage
+        longest[name] = max(longest.get(name, 0), int(last_step or 0))
+        first_id[name] = min(first_id.get(name, first), first)
+
+    def rank(name: str) -> tuple[int, int]:
+        known = STAGE_ORDER.index(name) if name in STAGE_ORDER else len(STAGE_ORDER)
+        return known, first_id[name]
+
+    offsets: dict[str, int] = {}
+    total = 0
+    for name in sorted(longest, key=rank):
+        offsets[name] = total
+        total += longest[name]
+    return offsets
+
+
 def metric_series(
     session: Session,
     *,
     job_id: int,
     names: Sequence[str] | None = None,
     since_id: int | None = None,
+    default_stage: str = "train",
 ) -> dict[str, list[dict[str, Any]]]:
-    """The job's series `{name: [{step, epoch, value}, ...]}`, each ordered by step."""
-    stmt = select(MetricPoint.name, MetricPoint.step, MetricPoint.epoch, MetricPoint.value).where(
-        MetricPoint.job_id == job_id
+    """The job's series `{name: [{step, epoch, value, stage, global_step, wall_time}, ...]}`,
+    each in stage order, then by step.
+
+    `stage` is the point's stage (`default_stage`, the job's kind, for points written without
+    one); `global_step` is its step on one axis across the stages (`stage_offsets`), None
+    for a point written without a stage (older jobs: their steps may restart unannounced);
+    `wall_time` the seconds from the job's first point to the write of this one (points are
+    written in batches, about once a second).
+    """
+    offsets = stage_offsets(session, job_id=job_id, default_stage=default_stage)
+    started = session.scalar(
+        select(func.min(MetricPoint.created_at)).where(MetricPoint.job_id == job_id)
     )
+    stmt = select(
+        MetricPoint.name,
+        MetricPoint.step,
+        MetricPoint.epoch,
+        MetricPoint.value,
+        MetricPoint.stage,
+        MetricPoint.created_at,
+    ).where(MetricPoint.job_id == job_id)
     if names:
         stmt = stmt.where(MetricPoint.name.in_(list(names)))
     if since_id is not None:
         stmt = stmt.where(MetricPoint.id > since_id)
     series: dict[str, list[dict[str, Any]]] = {}
-    for name, step, epoch, value in session.execute(
+    for name, step, epoch, value, stored, written in session.execute(
         stmt.order_by(MetricPoint.name, MetricPoint.step, MetricPoint.id)
     ):
-        series.setdefault(name, []).append({"step": step, "epoch": epoch, "value": value})
+        stage = stored or default_stage
+        elapsed = (written - started).total_seconds() if started and written else 0.0
+        series.setdefault(name, []).append(
+            {
+                "step": step,
+                "epoch": epoch,
+                "value": value,
+                "stage": stage,
+                "global_step": offsets.get(stage, 0) + step if stored else None,
+                "wall_time": round(elapsed, 3),
+            }
+        )
+    for points in series.values():
+        # Stable: ties keep insertion order; points without a global step keep their step order.
+        points.sort(key=lambda p: p["step"] if p["global_step"] is None else p["global_step"])
     return series
 
 

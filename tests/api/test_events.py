@@ -54,7 +54,9 @@ def test_replay_from_the_start_ends_with_the_terminal_state(
         client, f"{API}/jobs/{job_id}/events", {**team.headers, "Last-Event-ID": "0-0"}
     )
     kinds = [name for name, _ in events]
-    assert ("metric", {"name": "loss/total", "step": 1, "epoch": 0, "value": 0.5}) in events
+    # Stored without a stage, the point reads as the job's kind.
+    point = {"name": "loss/total", "step": 1, "epoch": 0, "value": 0.5, "stage": "distill"}
+    assert ("metric", point) in events
     assert [d["message"] for n, d in events if n == "log"] == ["Job queued.", "Epoch 1 done."]
     assert ("progress", {"stage": "distill", "step": 1}) in events
     assert kinds[-1] == "state" and events[-1][1]["state"] == "succeeded"
@@ -88,7 +90,8 @@ def test_live_changes_arrive_and_the_stream_stops_when_the_job_fails(
     states = [d["state"] for n, d in events if n == "state"]
     assert states[0] == "queued" and states[-1] == "failed"
     assert "running" in states
-    assert ("metric", {"name": "lr", "step": 3, "epoch": 0, "value": 0.001}) in events
+    point = {"name": "lr", "step": 3, "epoch": 0, "value": 0.001, "stage": "distill"}
+    assert ("metric", point) in events
     assert ("progress", {"step": 3}) in events
     # Only new rows without Last-Event-ID: the "Job queued." event was before the connection.
     assert all(d["message"] != "Job queued." for n, d in events if n == "log")

@@ -119,7 +119,7 @@ def test_pretrained_backbones_are_refused_naming_the_field(
     for section in ("teacher", "student"):
         message = errors[("body", "spec", section, "pretrained_backbone")]
         assert "local paths are not allowed on the platform" in message
-        assert "backbone weights uploads are not available yet" in message
+        assert f"use {section}.backbone_id (uploaded backbone weights)" in message
     assert "/etc/passwd" not in response.text and "other-team" not in response.text
     assert client.get(f"{API}/jobs", headers=team.headers).json()["count"] == 0
 

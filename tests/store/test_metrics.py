@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -15,6 +16,17 @@ def _job_id(session: Session, team: TeamContext) -> int:
         session, team_id=team.team_id, created_by=team.user_id, kind="distill", spec={}
     )
     return job.id
+
+
+Series = dict[str, list[dict[str, Any]]]
+
+
+def _without_wall_time(series: Series) -> Series:
+    """The series without `wall_time` (seconds of this run: not a fixed expectation)."""
+    return {
+        name: [{k: v for k, v in p.items() if k != "wall_time"} for p in points]
+        for name, points in series.items()
+    }
 
 
 def test_metric_series_grouped_and_ordered_by_step(
@@ -44,22 +56,68 @@ def test_metric_series_grouped_and_ordered_by_step(
     )
     session.commit()
 
-    series = repo.metric_series(session, job_id=job_id)
+    series = _without_wall_time(repo.metric_series(session, job_id=job_id))
+    # Written without a stage, the points read as the default stage ("train"), without a
+    # global step (older points: their steps may restart without saying so).
+    staged = {"stage": "train", "global_step": None}
     assert series == {
-        "eval/AP": [{"step": 2, "epoch": 1, "value": 0.25}],
-        "kd/spatial/p2": [{"step": 1, "epoch": 0, "value": 0.5}],
+        "eval/AP": [{"step": 2, "epoch": 1, "value": 0.25, **staged}],
+        "kd/spatial/p2": [{"step": 1, "epoch": 0, "value": 0.5, **staged}],
         "loss/total": [
-            {"step": 1, "epoch": 0, "value": 3.0},
-            {"step": 2, "epoch": 0, "value": 2.0},
+            {"step": 1, "epoch": 0, "value": 3.0, **staged},
+            {"step": 2, "epoch": 0, "value": 2.0, **staged},
         ],
     }
     only = repo.metric_series(session, job_id=job_id, names=["loss/total"])
     assert list(only) == ["loss/total"]
     assert list(repo.metric_series(session, job_id=job_id, since_id=last_id)) == ["eval/AP"]
     assert repo.metric_names(session, job_id=job_id) == ["eval/AP", "kd/spatial/p2", "loss/total"]
-    assert repo.metric_series(session, job_id=other_job) == {
-        "lr": [{"step": 0, "epoch": 0, "value": 1.0}]
+    other = repo.metric_series(session, job_id=other_job, default_stage="distill")
+    assert other["lr"][0]["wall_time"] == 0.0  # the job's first point
+    assert _without_wall_time(other) == {
+        "lr": [{"step": 0, "epoch": 0, "value": 1.0, "stage": "distill", "global_step": None}]
     }
+
+
+def test_points_carry_their_stage_and_stages_follow_on_one_axis(
+    team_factory: Callable[..., TeamContext], session: Session
+) -> None:
+    """Fine-tune steps restart at 1 and are written first here: still drawn after distill."""
+    team = team_factory()
+    job_id = _job_id(session, team)
+    finetune = [{"name": "loss/total", "value": 1.0 - s / 10, "step": s, "stage": "finetune"}
+                for s in (1, 2)]  # fmt: skip
+    distill = [{"name": "loss/total", "value": 3.0 - s / 10, "step": s, "stage": "distill"}
+               for s in (1, 2, 3, 4)]  # fmt: skip
+    repo.add_metric_points(session, job_id=job_id, points=finetune)
+    repo.add_metric_points(session, job_id=job_id, points=distill)
+    # An old point without a stage reads as the job's kind (it counts in that stage's length).
+    repo.add_metric_points(
+        session, job_id=job_id, points=[{"name": "eval/AP", "value": 0.2, "step": 4}]
+    )
+    session.commit()
+    stored = repo.metric_points(session, job_id=job_id)
+    assert [p.stage for p in stored] == ["finetune"] * 2 + ["distill"] * 4 + [None]
+    assert repo.stage_offsets(session, job_id=job_id, default_stage="distill") == {
+        "distill": 0,
+        "finetune": 4,
+    }
+    series = repo.metric_series(session, job_id=job_id, default_stage="distill")
+    assert all(p["wall_time"] >= 0 for points in series.values() for p in points)
+    series = _without_wall_time(series)
+    loss = series["loss/total"]
+    assert [(p["stage"], p["step"], p["global_step"]) for p in loss] == [
+        ("distill", 1, 1), ("distill", 2, 2), ("distill", 3, 3), ("distill", 4, 4),
+        ("finetune", 1, 5), ("finetune", 2, 6),
+    ]  # fmt: skip
+    assert series["eval/AP"] == [
+        {"step": 4, "epoch": 0, "value": 0.2, "stage": "distill", "global_step": None}
+    ]
+    # A series asked for alone keeps the job's axis (the offsets come from every series).
+    only = repo.metric_series(session, job_id=job_id, names=["loss/total"], since_id=stored[5].id)
+    assert only == {}
+    assert [p["global_step"] for p in repo.metric_series(
+        session, job_id=job_id, names=["loss/total"])["loss/total"]][-1] == 6  # fmt: skip
 
 
 def test_events_in_order_and_since_id(

@@ -229,7 +229,7 @@ def test_job_page_units_latency_onnx_and_per_class_ap(
     expect(page.locator("#evaluated-on")).to_contain_text("12 val images")
     latency = page.locator('#efficiency-table tr[data-row="latency"]')
     expect(latency).to_contain_text("cpu")
-    expect(latency).to_contain_text("no spread stored")
+    expect(latency).to_contain_text("spread not measured")  # an older job: one median
     expect(page.locator('#efficiency-table tr[data-row="onnx-latency"]')).to_contain_text("15.5 ms")
     expect(page.locator("#onnx-parity")).to_contain_text("2.0e-6")
     expect(page.locator('#per-class-ap tr[data-class="pedestrian"] .ap').first).to_have_text(
@@ -359,3 +359,215 @@ def test_one_validation_point_and_stages_in_sequence(
     expect(page.locator("#stage-note")).to_contain_text("stage 2 from step 4")
     chart.scroll_into_view_if_needed()
     shot(page, "29-one-point-and-stages", full_page=False)
+
+
+# --- latency spread, stages, the compare grid, PR curves, team history ---------------------
+
+
+def _spread(median: float, low: float, high: float, *, onnx: tuple[float, float, float]) -> dict:
+    return {
+        "params": 2_000_000,
+        "gflops": 3.0,
+        "latency_ms": median,
+        "latency_p10_ms": low,
+        "latency_p90_ms": high,
+        "latency_repeats": 10,
+        "latency_warmup": 3,
+        "device": "cpu (2 threads)",
+        "onnx_latency_ms": onnx[0],
+        "onnx_latency_p10_ms": onnx[1],
+        "onnx_latency_p90_ms": onnx[2],
+        "onnx_latency_repeats": 10,
+        "onnx_latency_warmup": 3,
+        "onnx_device": "cpu (onnxruntime)",
+    }
+
+
+def _pr_curve() -> dict[str, Any]:
+    recall = [round(i / 100, 2) for i in range(101)]
+    car = [1.0 if r <= 0.6 else 0.0 for r in recall]
+    walker = [0.5 if r <= 0.3 else 0.0 for r in recall]
+    mean = [(a + b) / 2 for a, b in zip(car, walker, strict=True)]
+    return {"iou": 0.5, "recall": recall, "all": mean, "per_class": {"car": car, "walker": walker}}
+
+
+@pytest.fixture(scope="module")
+def insights(distillery: WebPlatform) -> dict[str, int]:
+    """Two jobs with latency spreads (PyTorch ranges overlap, ONNX ones do not), staged
+    points (fine-tune after distill, steps restarting), a noisy shared loss, a PR curve; a
+    colleague with a job of their own."""
+    engine = make_engine(distillery.settings.resolved_database_url)
+    sessions = make_session_factory(engine)
+    ids: dict[str, int] = {}
+    spec = {"kind": "distill", "data": {"dataset_id": 999}, "schedule": {"epochs": 1}}
+    with session_scope(sessions) as s:
+        efficiencies = {
+            "ins-fast": _spread(10.0, 9.0, 11.0, onnx=(5.0, 4.8, 5.2)),
+            "ins-slow": _spread(12.0, 10.5, 13.0, onnx=(8.0, 7.5, 8.5)),
+        }
+        for name, efficiency in efficiencies.items():
+            metrics = _metrics(0.1, latency=efficiency["latency_ms"])
+            metrics["efficiency"]["student"] = efficiency
+            metrics["student"]["pr_curve"] = _pr_curve()
+            job = repo.create_job(
+                s, team_id=distillery.me.team_id, created_by=distillery.me.user_id,
+                kind="distill", spec=spec, spec_hash=f"h-{name}", name=name,
+            )  # fmt: skip
+            s.execute(
+                update(Job)
+                .where(Job.id == job.id)
+                .values(state="succeeded", metrics=metrics, finished_at=utcnow())
+            )
+            ids[name] = job.id
+            # A noisy loss both jobs share: 1, 3, 1, 3 ... over distill steps 1-8, then a
+            # fine-tune whose steps restart at 1 (stored with its stage).
+            points = [
+                {"name": "loss/total", "value": 1.0 if step % 2 else 3.0, "step": step,
+                 "stage": "distill"}
+                for step in range(1, 9)
+            ] + [
+                {"name": "loss/total", "value": 0.5, "step": step, "stage": "finetune"}
+                for step in (1, 2)
+            ]  # fmt: skip
+            points.append({"name": "eval/AP_small", "value": 0.1, "step": 8, "stage": "distill"})
+            repo.add_metric_points(s, job_id=job.id, points=points)
+        colleague = repo.create_user(
+            s, email=f"grace-{distillery.me.team_id}@example.test", name="Grace Hopper",
+            password="pw-grace-123456",
+        )  # fmt: skip
+        repo.add_member(s, team_id=distillery.me.team_id, user_id=colleague.id, role="member")
+        theirs = repo.create_job(
+            s, team_id=distillery.me.team_id, created_by=colleague.id, kind="distill",
+            spec=spec, name="ins-graces",
+        )  # fmt: skip
+        ids["colleague"], ids["ins-graces"] = colleague.id, theirs.id
+    engine.dispose()
+    return ids
+
+
+def test_latency_is_shown_with_its_spread_repeats_and_device(
+    page: Page, distillery: WebPlatform, insights: dict[str, int]
+) -> None:
+    sign_in(page, distillery, f"#/jobs/{insights['ins-fast']}")
+    latency = page.locator('#efficiency-table tr[data-row="latency"] .latency').first
+    expect(latency).to_have_text("10 ms ± 1 (p10–p90, n = 10, cpu (2 threads))")
+    expect(latency).to_have_attribute("data-spread", "measured")
+    onnx = page.locator('#efficiency-table tr[data-row="onnx-latency"] .latency').first
+    expect(onnx).to_contain_text("5 ms ± 0.2")
+    expect(onnx).to_contain_text("onnxruntime")
+    expect(page.locator("#onnx-parity")).to_be_visible()
+    shot(page, "40-latency-spread")
+
+
+def test_compare_gives_no_latency_star_when_the_spreads_overlap(
+    page: Page, distillery: WebPlatform, insights: dict[str, int]
+) -> None:
+    fast, slow = insights["ins-fast"], insights["ins-slow"]
+    sign_in(page, distillery, f"#/compare?jobs={fast},{slow}")
+    table = page.locator("#compare-metrics")
+    expect(table).to_be_visible()
+
+    def stars(metric: str) -> list[str]:
+        column = table.locator(f'th[data-metric="{metric}"]')
+        index = column.evaluate("th => th.cellIndex")
+        cells = table.locator(f"tbody tr td:nth-child({index + 1})")
+        return [c.get_attribute("data-best") or "" for c in cells.all()]
+
+    # PyTorch: 9-11 ms against 10.5-13 ms overlap: no star, though the medians differ.
+    assert stars("efficiency/student/latency_ms") == ["", ""]
+    # ONNX Runtime: 4.8-5.2 ms against 7.5-8.5 ms: a real lead, starred.
+    assert stars("efficiency/student/onnx_latency_ms") == ["true", ""]
+    row = table.locator(f'tr[data-job-id="{fast}"]')
+    expect(row).to_contain_text("10 ± 1 ms")
+    expect(row).to_contain_text("n = 10, cpu (2 threads)")
+    shot(page, "41-compare-latency-spreads")
+
+
+def test_compare_grid_of_shared_scalars_with_smoothing(
+    page: Page, distillery: WebPlatform, insights: dict[str, int]
+) -> None:
+    fast, slow = insights["ins-fast"], insights["ins-slow"]
+    sign_in(page, distillery, f"#/compare?jobs={fast},{slow}&smoothing=0")
+    grid = page.locator("#compare-grid")
+    expect(grid.locator("[data-chart]")).to_have_count(2)  # loss/total and eval/AP_small
+    loss = grid.locator('[data-chart="cmp:loss/total"]')
+    expect(loss).to_have_attribute("data-points", "20")
+    expect(loss).to_have_attribute("data-data-max", "3")
+    # The fine-tune continues after the distillation's 8 steps: x runs to 10.
+    assert float(loss.get_attribute("data-x-max") or 0) >= 10
+    page.locator("#compare-smoothing").fill("0.9")
+    expect(page.locator("#compare-smoothing-value")).to_have_text("0.90")
+    expect(grid).to_have_attribute("data-smoothing", "0.9")
+    page.wait_for_function(
+        "() => Number(document.querySelector('[data-chart=\"cmp:loss/total\"]')"
+        ".dataset.dataMax) < 2.5"
+    )
+    page.locator("#compare-xaxis").select_option("epoch")
+    expect(grid).to_have_attribute("data-x", "epoch")
+    shot(page, "42-compare-grid-smoothed")
+
+
+def test_stages_are_labelled_on_one_global_step_axis(
+    page: Page, distillery: WebPlatform, insights: dict[str, int]
+) -> None:
+    sign_in(page, distillery, f"#/jobs/{insights['ins-fast']}")
+    loss = page.locator('[data-chart="loss-total"]')
+    expect(loss).to_have_attribute("data-points", "10")
+    expect(loss).to_have_attribute("data-stages", "distill,finetune")
+    assert float(loss.get_attribute("data-x-max") or 0) >= 10
+    note = page.locator("#stage-note")
+    expect(note).to_contain_text("distill from step 1")
+    expect(note).to_contain_text("fine-tune from step 9")
+    loss.scroll_into_view_if_needed()
+    shot(page, "43-stages-labelled", full_page=False)
+
+
+def test_pr_curve_on_the_job_page_all_classes_and_one(
+    page: Page, distillery: WebPlatform, insights: dict[str, int]
+) -> None:
+    sign_in(page, distillery, f"#/jobs/{insights['ins-fast']}")
+    chart = page.locator('[data-chart="pr-curve"]')
+    expect(chart).to_have_attribute("data-points", "101")
+    expect(chart).to_have_attribute("data-data-max", "0.75")
+    page.locator("#pr-class").select_option("car")
+    expect(chart).to_have_attribute("data-points", "202")
+    expect(chart).to_have_attribute("data-pr-class", "car")
+    expect(chart).to_have_attribute("data-data-max", "1")
+    expect(page.locator('#per-class-ap tr[data-class="car"]')).to_be_visible()
+    chart.scroll_into_view_if_needed()
+    shot(page, "44-pr-curve", full_page=False)
+
+
+def test_filter_jobs_by_a_colleague(
+    page: Page, distillery: WebPlatform, insights: dict[str, int]
+) -> None:
+    sign_in(page, distillery, "#/jobs?q=ins-")
+    expect(page.locator("#jobs-table tbody tr")).to_have_count(3)
+    colleague = str(insights["colleague"])
+    # Members are offered whether or not a job of theirs is on the page.
+    expect(page.locator(f'#filter-user option[value="{colleague}"]')).to_have_count(1)
+    page.locator("#filter-user").select_option(colleague)
+    expect(page).to_have_url(re.compile(f"user={colleague}"))
+    expect(page.locator("#jobs-table tbody tr")).to_have_count(1)
+    expect(page.locator("#jobs-table tbody tr")).to_contain_text("ins-graces")
+
+
+def test_activity_view_says_who_did_what_and_filters_by_user(
+    page: Page, distillery: WebPlatform, insights: dict[str, int]
+) -> None:
+    graces = insights["ins-graces"]
+    distillery.api("POST", f"/jobs/{graces}/cancel")  # I cancel Grace's queued job
+    sign_in(page, distillery, "#/activity")
+    table = page.locator("#activity-table")
+    canceled = table.locator(f'tr[data-action="canceled"][data-subject="job:{graces}"]')
+    expect(canceled).to_have_count(1)
+    expect(canceled.locator(".col-user")).to_have_text("you")
+    submitted = table.locator(f'tr[data-action="submitted"][data-subject="job:{graces}"]')
+    expect(submitted.locator(".col-user")).to_contain_text("grace-")
+    expect(table.locator('tr[data-action="uploaded_teacher"]')).to_have_count(1)
+    shot(page, "45-activity")
+    page.locator("#activity-user").select_option(str(insights["colleague"]))
+    expect(page).to_have_url(re.compile(f"activity\\?user={insights['colleague']}"))
+    rows = page.locator("#activity-table tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-action", "submitted")

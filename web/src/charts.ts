@@ -55,12 +55,24 @@ export interface Point {
 
 type LineSet = ChartDataset<"line", Point[]>;
 
+/** Where a training stage starts on a chart's x axis, and its name (drawn as a labelled rule). */
+export interface StageLabel {
+  name: string;
+  start: number;
+}
+
+/** Human words for the trainer's stage names. */
+export function stageWord(name: string): string {
+  return ({ teacher: "teacher", distill: "distill", finetune: "fine-tune", evaluate: "evaluate" } as Record<string, string>)[name] ?? name;
+}
+
 /** A live line chart keyed by series name; appends are batched to one redraw per frame. */
 export class LineChart {
   readonly element: HTMLElement;
   private chart: Chart<"line", Point[]>;
   private pending = false;
   private readonly empty: HTMLElement;
+  private stages: StageLabel[] = [];
 
   constructor(
     title: string,
@@ -74,8 +86,35 @@ export class LineChart {
       h("figcaption", null, title),
       h("div", { class: "chart-box", style: `height:${opts.height ?? 220}px` }, canvas, this.empty),
     );
+    // Stage boundaries: a dashed rule where each later stage starts, every stage named at the top.
+    const stagesPlugin: Plugin<"line"> = {
+      id: "stages",
+      afterDatasetsDraw: (chart) => {
+        const x = chart.scales.x;
+        if (!x || this.stages.length < 2 || !this.hasData()) return;
+        const { ctx, chartArea } = chart;
+        ctx.save();
+        ctx.font = "10px system-ui, sans-serif";
+        ctx.fillStyle = "#475569";
+        ctx.strokeStyle = "#94a3b8";
+        ctx.setLineDash([3, 3]);
+        this.stages.forEach((stage, i) => {
+          const at = x.getPixelForValue(i === 0 ? Math.max(stage.start, x.min) : stage.start - 0.5);
+          if (at < chartArea.left - 1 || at > chartArea.right + 1) return;
+          if (i > 0) {
+            ctx.beginPath();
+            ctx.moveTo(at, chartArea.top);
+            ctx.lineTo(at, chartArea.bottom);
+            ctx.stroke();
+          }
+          ctx.fillText(stageWord(stage.name), Math.min(at + 4, chartArea.right - 40), chartArea.top + 10);
+        });
+        ctx.restore();
+      },
+    };
     this.chart = new Chart(canvas, {
       type: "line",
+      plugins: [stagesPlugin],
       data: { datasets: [] },
       options: {
         animation: false,
@@ -112,6 +151,15 @@ export class LineChart {
     this.schedule();
   }
 
+  /** Removes one series (and its legend entry); nothing when it is not drawn. */
+  removeSeries(name: string): void {
+    const sets = this.chart.data.datasets;
+    const index = sets.findIndex((d) => (d as LineSet & { key?: string }).key === name);
+    if (index < 0) return;
+    sets.splice(index, 1);
+    this.schedule();
+  }
+
   /** Adds one point to a series (ignores a step it already has, so replays do not duplicate). */
   append(name: string, point: Point, style: { color?: string; dash?: number[]; label?: string } = {}): void {
     const set = this.dataset(name, style);
@@ -122,6 +170,20 @@ export class LineChart {
     } else {
       set.data.push(point);
     }
+    this.schedule();
+  }
+
+  /** Names the stages on the x axis (none or one: nothing drawn). */
+  setStages(stages: StageLabel[]): void {
+    this.stages = stages.slice();
+    this.element.dataset.stages = stages.map((st) => st.name).join(",");
+    this.schedule();
+  }
+
+  /** Sets the x axis title (step, epoch, wall time). */
+  setXLabel(text: string): void {
+    const x = this.chart.options.scales?.x;
+    if (x && "title" in x && x.title) x.title.text = text;
     this.schedule();
   }
 
@@ -188,6 +250,9 @@ export class LineChart {
       this.element.dataset.points = String(this.chart.data.datasets.reduce((n, d) => n + d.data.length, 0));
       this.fitFlatAxis();
       this.chart.update("none");
+      // The values drawn (after any smoothing), for tests and tools.
+      const ys = this.chart.data.datasets.flatMap((d) => d.data.map((p) => p.y)).filter((y) => Number.isFinite(y));
+      if (ys.length) Object.assign(this.element.dataset, { dataMin: String(Math.min(...ys)), dataMax: String(Math.max(...ys)) });
       // The axes as drawn, for tests and tools (a single point must not read as -1..1).
       const { x, y } = this.chart.scales;
       if (y) Object.assign(this.element.dataset, { yMin: String(y.min), yMax: String(y.max) });

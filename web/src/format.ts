@@ -69,13 +69,48 @@ export function apReason(value: number | null | undefined, opts: { scratchCpu?: 
   return null;
 }
 
-/** Milliseconds with their spread when known: "31.2 ms ± 2.1 (20 runs, median)". */
-export function latency(ms: number | null | undefined, spread?: { iqr?: number | null; std?: number | null; repeats?: number | null }): string {
-  if (ms === null || ms === undefined || !Number.isFinite(ms)) return "—";
-  const base = `${num(ms)} ms`;
-  const s = spread?.iqr ?? spread?.std;
-  if (s === null || s === undefined || !Number.isFinite(s)) return base;
-  return `${base} ± ${num(s, 2)}`;
+/** A latency measurement of one runtime: median, p10–p90 spread, repeats and device. */
+export interface LatencyFigure {
+  median: number;
+  p10: number | null;
+  p90: number | null;
+  repeats: number | null;
+  device: string | null;
+}
+
+/** The PyTorch (or, with `onnx`, the ONNX Runtime) latency of an efficiency record. */
+export function latencyFigure(
+  e: { [key: string]: unknown } | null | undefined,
+  onnx = false,
+): LatencyFigure | null {
+  if (!e) return null;
+  const p = onnx ? "onnx_" : "";
+  const n = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : null);
+  const median = n(e[`${p}latency_ms`]);
+  if (median === null) return null;
+  const device = typeof e[onnx ? "onnx_device" : "device"] === "string" ? String(e[onnx ? "onnx_device" : "device"]) : onnx ? "cpu (onnxruntime)" : null;
+  return { median, p10: n(e[`${p}latency_p10_ms`]), p90: n(e[`${p}latency_p90_ms`]), repeats: n(e[`${p}latency_repeats`]), device };
+}
+
+/** Whether a figure has a measured spread (p10 and p90); older jobs stored one median only. */
+export function hasSpread(f: LatencyFigure | null): f is LatencyFigure & { p10: number; p90: number } {
+  return f !== null && f.p10 !== null && f.p90 !== null;
+}
+
+/** Whether two latencies' p10–p90 ranges overlap (or either lacks a spread): no ranking then. */
+export function latenciesOverlap(a: LatencyFigure | null, b: LatencyFigure | null): boolean {
+  if (!hasSpread(a) || !hasSpread(b)) return true;
+  return a.p10 <= b.p90 && b.p10 <= a.p90;
+}
+
+/** "12.3 ms ± 0.6 (p10–p90, n = 10, cpu (2 threads))", or "12.3 ms (spread not measured, cpu)". */
+export function latencyText(f: LatencyFigure | null): string {
+  if (!f) return "—";
+  const device = f.device ? `, ${f.device}` : "";
+  if (!hasSpread(f)) return `${num(f.median)} ms (spread not measured${device})`;
+  const half = (f.p90 - f.p10) / 2;
+  const n = f.repeats !== null ? `, n = ${f.repeats}` : "";
+  return `${num(f.median)} ms ± ${num(half, 2)} (p10–p90${n}${device})`;
 }
 
 /** A compact number: 8.7 M, 12.3 k, 0.0012. */

@@ -14,6 +14,7 @@ import { renderDatasets, renderDataset } from "./pages/datasets";
 import { renderTeachers, renderTeacher } from "./pages/teachers";
 import { renderCompare } from "./pages/compare";
 import { renderSweep, renderSweeps } from "./pages/sweeps";
+import { renderActivity } from "./pages/activity";
 
 /** What a page returns: an optional cleanup run when the user leaves it. */
 export type Cleanup = (() => void) | void;
@@ -28,6 +29,7 @@ const NAV: [string, string][] = [
   ["teachers", "Teachers"],
   ["compare", "Compare"],
   ["sweeps", "Sweeps"],
+  ["activity", "Activity"],
 ];
 
 function shell(me: Me, active: string): HTMLElement {
@@ -110,7 +112,7 @@ async function route(): Promise<void> {
     replace(app, renderLogin());
     return;
   }
-  const titles: Record<string, string> = { jobs: "Jobs", new: "New job", datasets: "Datasets", teachers: "Teachers", compare: "Compare", sweeps: "Sweeps" };
+  const titles: Record<string, string> = { jobs: "Jobs", new: "New job", datasets: "Datasets", teachers: "Teachers", compare: "Compare", sweeps: "Sweeps", activity: "Activity" };
   document.title = `${titles[section] ?? "Distillery"} · Distillery`;
   const main = h("main", { id: "main", tabindex: "-1" });
   replace(app, shell(me, section === "new" ? "new" : section), main);
@@ -133,6 +135,9 @@ async function route(): Promise<void> {
       break;
     case "sweeps":
       cleanup = id ? renderSweep(main, id) : renderSweeps(main);
+      break;
+    case "activity":
+      cleanup = renderActivity(main, r.query);
       break;
     default:
       navigate("#/jobs", true);

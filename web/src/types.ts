@@ -40,22 +40,36 @@ export interface CocoMetrics {
   AP_medium?: number;
   AP_large?: number;
   per_class?: Record<string, number>;
+  /** Precision at 101 recall points, IoU 0.5 (core/evaluation/coco.py `pr_curves`). */
+  pr_curve?: PrCurve | null;
 }
 
+export interface PrCurve {
+  iou: number;
+  recall: number[];
+  /** The mean over the classes with ground truth. */
+  all: number[];
+  per_class: Record<string, number[]>;
+}
+
+/** Cost of one model (core/evaluation/efficiency.py); older jobs carry one median, no spread. */
 export interface ModelEfficiency {
   params?: number;
   gflops?: number;
-  /** The median of `latency_repeats` timed runs (one figure when no spread is stored). */
+  /** The median of `latency_repeats` timed runs after `latency_warmup` untimed ones. */
   latency_ms?: number;
-  /** Spread of the timed runs, when core/evaluation/efficiency.py stores one. */
-  latency_ms_iqr?: number;
-  latency_ms_std?: number;
+  latency_p10_ms?: number;
+  latency_p90_ms?: number;
   latency_repeats?: number;
-  /** onnxruntime (CPU) median latency of the exported model. */
-  onnx_latency_ms?: number;
-  onnx_latency_ms_iqr?: number;
-  onnx_latency_ms_std?: number;
+  latency_warmup?: number;
   device?: string;
+  /** The same figures for onnxruntime (CPU) running the exported model. */
+  onnx_latency_ms?: number;
+  onnx_latency_p10_ms?: number;
+  onnx_latency_p90_ms?: number;
+  onnx_latency_repeats?: number;
+  onnx_latency_warmup?: number;
+  onnx_device?: string;
 }
 
 export interface JobMetrics {
@@ -211,6 +225,29 @@ export interface MetricPointRow {
   value: number;
   /** The stage the point belongs to (teacher, distill, finetune), when the series carry it. */
   stage?: string;
+  /** The step on one axis across the job's stages (the API computes it). */
+  global_step?: number;
+  /** Seconds since the job's first point. */
+  wall_time?: number;
+}
+
+/** GET /activity: who did what in the team, newest first. */
+export interface ActivityRow {
+  at: string;
+  action: "submitted" | "canceled" | "uploaded_dataset" | "uploaded_teacher" | "started_sweep" | string;
+  user_id: number | null;
+  user_email: string | null;
+  subject: "job" | "dataset" | "teacher" | "sweep" | string;
+  subject_id: number;
+  subject_name: string;
+}
+
+/** GET /members: the team's members. */
+export interface MemberRow {
+  id: number;
+  email: string;
+  name: string;
+  role: string;
 }
 
 export interface CompareResult {

@@ -2,10 +2,11 @@
 import { get } from "../api";
 import { LineChart, PALETTE } from "../charts";
 import { h, replace } from "../dom";
-import { ap, apReason, archLabel, num } from "../format";
+import { ap, apReason, archLabel, hasSpread, latenciesOverlap, latencyFigure, num, type LatencyFigure } from "../format";
 import { href, navigate } from "../router";
 import { loadSpecCatalog } from "../spec";
 import { realDifferences } from "../specfill";
+import { ema } from "../smoothing";
 import { inSequence } from "../stages";
 import type { CompareResult, Job, JobPage, JobSummary, MetricPointRow, ModelEfficiency, SpecCatalog } from "../types";
 import { scratchCpuRun } from "../components/metric";
@@ -14,7 +15,7 @@ import { card, emptyState, errorState, loading, pageHeader, stateBadge } from ".
 /** A lead in AP smaller than this (0.5 point) is within what a re-run or another val sample moves. */
 export const AP_NOISE = 0.005;
 
-const METRIC_ORDER = ["AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "params", "gflops", "latency_ms", "latency"];
+const METRIC_ORDER = ["AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "params", "gflops", "latency_ms", "onnx_latency_ms", "latency"];
 // Parameters, compute, latency and student/teacher ratios: smaller is better.
 const LOWER_IS_BETTER = /params|gflops|latency|ratios|loss/i;
 
@@ -28,7 +29,7 @@ function isApMetric(name: string): boolean {
 
 function metricLabel(name: string, full = false): string {
   const n = leaf(name);
-  const words: Record<string, string> = { latency_ms: "Latency (ms)", gflops: "GFLOPs", params: "Params", latency: "Latency" };
+  const words: Record<string, string> = { latency_ms: "Latency, PyTorch", onnx_latency_ms: "Latency, ONNX Runtime", gflops: "GFLOPs", params: "Params", latency: "Latency" };
   const label = words[n] ?? n.replace("_", " ");
   if (!full) return label;
   const prefix = name.split("/").slice(0, -1).join(" ").replace("efficiency ", "");
@@ -125,13 +126,12 @@ export function renderCompare(main: HTMLElement, query: URLSearchParams): () => 
     const primary = all.filter((n) => n.startsWith("student/") || n.startsWith("efficiency/student/") || !n.includes("/")).sort(order);
     const secondary = all.filter((n) => !primary.includes(n)).sort((a, b) => a.localeCompare(b));
     // A star only where the lead exceeds the noise: parameters and GFLOPs are exact; AP must
-    // lead by more than AP_NOISE; latency only with a stored spread that does not overlap.
-    const spreadOf = (name: string, i: number): number | null => {
-      const m = /^efficiency\/(student|teacher)\/latency_ms$/.exec(name);
+    // lead by more than AP_NOISE; latency only when the p10–p90 ranges do not overlap.
+    const latencyOfCell = (name: string, i: number): LatencyFigure | null => {
+      const m = /^efficiency\/(student|teacher)\/(onnx_)?latency_ms$/.exec(name);
       if (!m) return null;
       const e = jobs[i].metrics?.efficiency?.[m[1] as "student" | "teacher"] as ModelEfficiency | null | undefined;
-      const s = e?.latency_ms_iqr ?? e?.latency_ms_std;
-      return typeof s === "number" && Number.isFinite(s) ? s : null;
+      return latencyFigure(e as Record<string, unknown> | null | undefined, Boolean(m[2]));
     };
     const best = new Map<string, number>();
     for (const name of all) {
@@ -146,14 +146,25 @@ export function renderCompare(main: HTMLElement, query: URLSearchParams): () => 
       if (lead === 0) continue;
       if (isApMetric(name) && lead <= AP_NOISE) continue;
       if (/latency/.test(name)) {
-        const a = spreadOf(name, first.i);
-        const b = spreadOf(name, second.i);
-        if (a === null || b === null || lead <= a + b) continue;
+        // Every other job's range must lie clear of the fastest one's, not only the runner-up's.
+        const fastest = latencyOfCell(name, first.i);
+        if (!hasSpread(fastest) || valid.slice(1).some((o) => latenciesOverlap(fastest, latencyOfCell(name, o.i)))) continue;
       }
       best.set(name, first.v);
     }
     const scratch = jobs.map((j) => scratchCpuRun(j));
-    const fmt = (name: string, v: number | string | null) => (typeof v === "number" ? (isApMetric(name) ? ap(v) : num(v)) : v === null ? "—" : String(v));
+    const fmt = (name: string, v: number | string | null, i: number): string | HTMLElement => {
+      if (typeof v !== "number") return v === null ? "—" : String(v);
+      if (isApMetric(name)) return ap(v);
+      const f = latencyOfCell(name, i);
+      if (f) {
+        // Median ± half the p10–p90 range, with the runs and device beneath in small type.
+        const head = hasSpread(f) ? `${num(f.median)} ± ${num((f.p90 - f.p10) / 2, 2)} ms` : `${num(f.median)} ms`;
+        const sub = hasSpread(f) ? `n = ${f.repeats ?? "?"}${f.device ? `, ${f.device}` : ""}` : "spread not measured";
+        return h("span", { class: "latency", "data-spread": hasSpread(f) ? "measured" : "none" }, head, h("span", { class: "sub latency-sub" }, sub));
+      }
+      return num(v);
+    };
     const why = (name: string, v: number | string | null, i: number) => (isApMetric(name) && typeof v === "number" ? apReason(v, { scratchCpu: scratch[i] }) : null);
     const table = (names: string[], id: string, full: boolean) =>
       h(
@@ -178,7 +189,7 @@ export function renderCompare(main: HTMLElement, query: URLSearchParams): () => 
                   return h(
                     "td",
                     { class: `num${isBest ? " best" : ""}`, "data-best": isBest ? "true" : null, title: isBest ? "best in this column, by more than the noise" : reason },
-                    isApMetric(n) ? h("span", { class: "ap", "data-ap": typeof v === "number" ? v : "" }, fmt(n, v)) : fmt(n, v),
+                    isApMetric(n) ? h("span", { class: "ap", "data-ap": typeof v === "number" ? v : "" }, fmt(n, v, i)) : fmt(n, v, i),
                     reason && typeof v === "number" && v >= 0 ? h("sup", { class: "why", title: reason }, "†") : null,
                     isBest ? h("span", { class: "best-mark", "aria-label": "best" }, " ★") : null,
                   );
@@ -228,31 +239,11 @@ export function renderCompare(main: HTMLElement, query: URLSearchParams): () => 
         )
       : h("p", { class: "muted" }, "The specs are identical once defaults are filled in (names aside).");
 
-    // Curves: every job's series, one chosen series per chart.
+    // Curves: every series the jobs share, one small chart each, smoothed, by step/epoch/time.
     const series = await Promise.all(
       jobs.map((j) => get<{ series: Record<string, MetricPointRow[]> }>(`/jobs/${j.id}/metrics`).then((r) => r.series ?? {}, () => ({}) as Record<string, MetricPointRow[]>)),
     );
-    const allNames = [...new Set(series.flatMap((s) => Object.keys(s)))].sort();
-    const chartBlock = (initial: string, id: string) => {
-      const chart = new LineChart("", { id });
-      charts.push(chart);
-      const draw = (name: string) => {
-        jobs.forEach((j, i) => {
-          const pts = inSequence(series[i][name] ?? []).points.map((p) => ({ x: p.x, y: name.startsWith("eval/") ? p.value * 100 : p.value }));
-          chart.setSeries(`job-${j.id}`, pts, { color: colors[i], label: jobLabel(j) });
-        });
-      };
-      const select = h(
-        "select",
-        { "aria-label": "Series to plot", onchange: (e: Event) => draw((e.target as HTMLSelectElement).value) },
-        allNames.map((n) => h("option", { value: n, selected: n === initial }, n)),
-      );
-      draw(initial);
-      return h("div", null, select, chart.element);
-    };
-    const firstSeries = allNames.includes("loss/total") ? "loss/total" : (allNames[0] ?? "loss/total");
-    const secondSeries = allNames.find((n) => n === "eval/AP_small") ?? allNames.find((n) => n.startsWith("kd/")) ?? allNames.find((n) => n.startsWith("det/")) ?? firstSeries;
-
+    const curvesCard = curveGrid(jobs, series, colors, charts, query);
     replace(
       main,
       pageHeader("Compare", `${jobs.length} jobs`, h("a", { class: "btn", href: "#/compare" }, "Choose other jobs")),
@@ -261,13 +252,122 @@ export function renderCompare(main: HTMLElement, query: URLSearchParams): () => 
         h(
           "p",
           { class: "muted" },
-          "The student's COCO AP (%) and cost. ★ marks the best value in a column only where it leads by more than the noise: any difference in parameters or GFLOPs, more than 0.5 AP points, latency only when its stored spread does not overlap (one median figure gets no star). † AP from a run trained from scratch for a few CPU minutes, or n/a: no object of this size.",
+          "The student's COCO AP (%) and cost. ★ marks the best value in a column only where it leads by more than the noise: any difference in parameters or GFLOPs, more than 0.5 AP points, latency only when its p10–p90 range lies clear of every other job's (a median without a spread gets no star). Latency: median ± half the p10–p90 range (runs, device). † AP from a run trained from scratch for a few CPU minutes, or n/a: no object of this size.",
         ),
         metricsTable,
       ),
-      card("Curves", allNames.length ? h("div", { class: "chart-grid" }, chartBlock(firstSeries, "compare-a"), chartBlock(secondSeries, "compare-b")) : h("p", { class: "muted" }, "No curves recorded yet.")),
+      curvesCard,
       card("What differs in the specs", hashes, diffTable),
     );
   })();
   return () => charts.forEach((c) => c.destroy());
+}
+
+type XAxis = "step" | "epoch" | "time";
+
+const X_LABELS: Record<XAxis, string> = { step: "step (all stages in sequence)", epoch: "epoch (all stages in sequence)", time: "wall time (s)" };
+
+/** A series' points as (x, value) on the chosen axis: global step, epoch or seconds. */
+function alongAxis(points: MetricPointRow[], axis: XAxis): { x: number; value: number }[] {
+  if (axis === "time") return points.filter((p) => typeof p.wall_time === "number").map((p) => ({ x: p.wall_time as number, value: p.value })).sort((a, b) => a.x - b.x);
+  if (axis === "step") {
+    if (points.length && points.every((p) => typeof p.global_step === "number")) return points.map((p) => ({ x: p.global_step as number, value: p.value })).sort((a, b) => a.x - b.x);
+    // Points stored without a stage: a restarted step starts the next stage.
+    return inSequence(points.map((p) => ({ step: p.step, value: p.value }))).points.map((p) => ({ x: p.x, value: p.value }));
+  }
+  // Epochs restart with each stage too: each stage continues after the previous one's last.
+  const byStage = new Map<string, MetricPointRow[]>();
+  for (const p of points) byStage.set(p.stage ?? "", [...(byStage.get(p.stage ?? "") ?? []), p]);
+  const order = [...byStage.keys()].sort((a, b) => Math.min(...byStage.get(a)!.map((p) => p.global_step ?? 0)) - Math.min(...byStage.get(b)!.map((p) => p.global_step ?? 0)));
+  const out: { x: number; value: number }[] = [];
+  let offset = 0;
+  for (const stage of order) {
+    const pts = byStage.get(stage)!;
+    for (const p of pts) out.push({ x: (p.epoch ?? 0) + offset, value: p.value });
+    offset += Math.max(...pts.map((p) => p.epoch ?? 0));
+  }
+  return out.sort((a, b) => a.x - b.x);
+}
+
+/** Every scalar series the jobs share as a grid of small charts, with an EMA slider and the x axis. */
+function curveGrid(
+  jobs: Job[],
+  series: Record<string, MetricPointRow[]>[],
+  colors: string[],
+  charts: LineChart[],
+  query: URLSearchParams,
+): HTMLElement {
+  // COCO's -1 ("no object of this size") is no point on a curve: such a series is left out.
+  const usable = (name: string, p: MetricPointRow) => !(name.startsWith("eval/") && p.value < 0);
+  const withPoints = series.map((s) => new Set(Object.keys(s).filter((n) => (s[n] ?? []).some((p) => usable(n, p)))));
+  const union = [...new Set(withPoints.flatMap((s) => [...s]))].sort();
+  const shared = union.filter((n) => withPoints.every((s) => s.has(n)));
+  const names = shared.length ? shared : union;
+  if (!names.length) return card("Curves", h("p", { class: "muted" }, "No curves recorded yet."));
+  let weight = Math.min(Math.max(Number(query.get("smoothing") ?? 0.6), 0), 0.99);
+  if (!Number.isFinite(weight)) weight = 0.6;
+  let axis: XAxis = (["step", "epoch", "time"] as XAxis[]).includes(query.get("x") as XAxis) ? (query.get("x") as XAxis) : "step";
+  const grid = h("div", { class: "chart-grid compare-grid", id: "compare-grid" });
+  const made = names.map((name) => {
+    const chart = new LineChart(name, { id: `cmp:${name}`, height: 170, xLabel: X_LABELS[axis] });
+    charts.push(chart);
+    grid.append(chart.element);
+    return { name, chart };
+  });
+  const draw = () => {
+    grid.dataset.smoothing = String(weight);
+    grid.dataset.x = axis;
+    for (const { name, chart } of made) {
+      chart.setXLabel(X_LABELS[axis]);
+      jobs.forEach((j, i) => {
+        const pts = alongAxis((series[i][name] ?? []).filter((p) => usable(name, p)), axis);
+        const scale = name.startsWith("eval/") ? 100 : 1;
+        const ys = ema(pts.map((p) => p.value * scale), weight);
+        chart.setSeries(`job-${j.id}`, pts.map((p, k) => ({ x: p.x, y: ys[k] })), { color: colors[i], label: `#${j.id}` });
+      });
+    }
+  };
+  const value = h("output", { id: "compare-smoothing-value", for: "compare-smoothing" }, weight.toFixed(2));
+  const slider = h("input", {
+    type: "range",
+    id: "compare-smoothing",
+    min: "0",
+    max: "0.99",
+    step: "0.01",
+    value: String(weight),
+    "aria-label": "Smoothing (exponential moving average weight)",
+    oninput: (e: Event) => {
+      weight = Number((e.target as HTMLInputElement).value);
+      value.textContent = weight.toFixed(2);
+      draw();
+    },
+  });
+  const axisSelect = h(
+    "select",
+    {
+      id: "compare-xaxis",
+      "aria-label": "Horizontal axis",
+      onchange: (e: Event) => {
+        axis = (e.target as HTMLSelectElement).value as XAxis;
+        draw();
+      },
+    },
+    (["step", "epoch", "time"] as XAxis[]).map((a) => h("option", { value: a, selected: a === axis }, a === "time" ? "wall time" : a)),
+  );
+  draw();
+  return card(
+    "Curves",
+    h(
+      "div",
+      { class: "filters compare-controls" },
+      h("label", { class: "inline-label" }, "Smoothing ", slider, " ", value),
+      h("label", { class: "inline-label" }, "x axis ", axisSelect),
+    ),
+    h(
+      "p",
+      { class: "muted", id: "compare-grid-note" },
+      `${names.length} series${shared.length ? " every job has" : " (no series is common to all these jobs: each shown where it exists)"}, one chart each; smoothing is TensorBoard's exponential moving average (0: the raw values). AP in %.`,
+    ),
+    grid,
+  );
 }

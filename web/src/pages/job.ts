@@ -1,8 +1,8 @@
 // One job: live progress and curves, student beside teacher, efficiency, pictures, spec, logs.
 import { ApiError, artifactPath, del, downloadFile, fetchBlob, get, post } from "../api";
-import { barChart } from "../charts";
+import { barChart, type LineChart } from "../charts";
 import { h, replace } from "../dom";
-import { apDelta, archLabel, bytes, duration, fullTime, jobDuration, latency, num, relativeTime } from "../format";
+import { apDelta, archLabel, bytes, duration, fullTime, hasSpread, jobDuration, latencyFigure, latencyText, num, relativeTime } from "../format";
 import { href, navigate } from "../router";
 import { loadSpecCatalog } from "../spec";
 import { filledSpec } from "../specfill";
@@ -13,7 +13,7 @@ import { zoomable } from "../components/lightbox";
 import { apCell, scratchCpuRun, scratchNote } from "../components/metric";
 import { card, errorState, jobFraction, loading, pageHeader, progressBar, stateBadge, toast } from "../components/ui";
 import { annotationsCard } from "./jobnotes";
-import { perClassTable, splitPictures } from "./predictions";
+import { perClassTable, prCurveChart, prCurveOf, splitPictures } from "./predictions";
 import { errorHeadline, explainError } from "../words";
 import { JobCurves } from "./jobcurves";
 import { loadLookups } from "./lookups";
@@ -155,15 +155,11 @@ function metricsCard(job: Job): HTMLElement {
   );
 }
 
-/** A latency figure with its spread when one is stored, else the one figure said to be one. */
-function latencyOf(e: ModelEfficiency | null | undefined, onnx = false): string {
-  if (!e) return "—";
-  const ms = onnx ? e.onnx_latency_ms : e.latency_ms;
-  if (ms === undefined || ms === null) return "—";
-  const spread = onnx ? { iqr: e.onnx_latency_ms_iqr, std: e.onnx_latency_ms_std } : { iqr: e.latency_ms_iqr, std: e.latency_ms_std };
-  const text = latency(ms, { ...spread, repeats: e.latency_repeats });
-  const hasSpread = (spread.iqr ?? spread.std) !== undefined && (spread.iqr ?? spread.std) !== null;
-  return hasSpread ? `${text}${e.latency_repeats ? ` (${e.latency_repeats} runs)` : ""}` : `${text} (median, one figure: no spread stored)`;
+/** A latency cell: "median ± spread (p10–p90, n, device)", or "spread not measured". */
+function latencyOf(e: ModelEfficiency | null | undefined, onnx = false): HTMLElement | string {
+  const f = latencyFigure(e as Record<string, unknown> | null | undefined, onnx);
+  if (!f) return "—";
+  return h("span", { class: "latency", "data-spread": hasSpread(f) ? "measured" : "none", title: hasSpread(f) ? `p10 ${num(f.p10)} ms, p90 ${num(f.p90)} ms` : "one median figure: its spread was not measured" }, latencyText(f));
 }
 
 function efficiencyCard(job: Job): HTMLElement | null {
@@ -175,7 +171,7 @@ function efficiencyCard(job: Job): HTMLElement | null {
   // The API's ratios are student ÷ teacher; people read "6× fewer" more easily than "0.17".
   const ratio = (v: number | undefined | null, word: string, more: string) =>
     v ? (v < 1 ? `${(1 / v).toFixed(1)}× ${word}` : h("span", { class: v > 1 ? "bad" : "" }, `${v.toFixed(2)}× the teacher's${v > 1 ? ` (${more})` : ""}`)) : "—";
-  const row = (label: string, sv: string, tv: string, rv: string | HTMLElement, id: string) =>
+  const row = (label: string, sv: string | HTMLElement, tv: string | HTMLElement, rv: string | HTMLElement, id: string) =>
     h("tr", { "data-row": id }, h("th", { scope: "row" }, label), h("td", { class: "num strong" }, sv), t ? h("td", { class: "num" }, tv) : null, t ? h("td", { class: "num" }, rv) : null);
   const diff = job.metrics?.export?.onnx_max_abs_diff;
   const parity =
@@ -203,12 +199,16 @@ function efficiencyCard(job: Job): HTMLElement | null {
           null,
           row("Parameters", num(s.params), num(t?.params), ratio(r?.params, "fewer", "more parameters"), "params"),
           row("GFLOPs", num(s.gflops), num(t?.gflops), ratio(r?.gflops, "less compute", "more compute"), "gflops"),
-          row(`Latency, PyTorch${s.device ? ` (${s.device})` : ""}`, latencyOf(s), latencyOf(t), ratio(r?.latency, "faster", "slower"), "latency"),
-          s.onnx_latency_ms !== undefined ? row("Latency, ONNX Runtime (CPU)", latencyOf(s, true), t?.onnx_latency_ms !== undefined ? latencyOf(t, true) : "—", "—", "onnx-latency") : null,
+          row("Latency, PyTorch", latencyOf(s), latencyOf(t), ratio(r?.latency, "faster", "slower"), "latency"),
+          s.onnx_latency_ms !== undefined ? row("Latency, ONNX Runtime", latencyOf(s, true), latencyOf(t, true), "—", "onnx-latency") : null,
         ),
       ),
     ),
-    h("p", { class: "muted" }, `Batch 1 at the training image size${s.device ? `, PyTorch on ${s.device}` : ""}. One latency figure is a median of timed runs on a machine that may be busy: read it as a rough cost, not a ranking.`),
+    h(
+      "p",
+      { class: "muted" },
+      `Batch 1 at the training image size. Latency is the median of timed runs after a warm-up, ± half the range from the 10th to the 90th percentile, with the number of runs and the device; a figure without a spread is one median from an older job. Timings on a busy machine move: read overlapping ranges as equal.`,
+    ),
     parity,
   );
 }
@@ -496,12 +496,19 @@ export function renderJob(main: HTMLElement, jobId: number): () => void {
     );
   };
 
+  let prChart: LineChart | null = null;
   const predictionsCard = (j: Job, pictures: HTMLElement[]): HTMLElement | null => {
     const table = perClassTable(j);
-    if (!table && !pictures.length) return null;
+    prChart?.destroy();
+    prChart = null;
+    const curve = prCurveOf(j);
+    const pr = curve ? prCurveChart(curve) : null;
+    prChart = pr?.chart ?? null;
+    if (!table && !pr && !pictures.length) return null;
     return card(
       "Predictions",
       table,
+      pr?.element ?? null,
       pictures.length
         ? h(
             "div",
@@ -556,19 +563,20 @@ export function renderJob(main: HTMLElement, jobId: number): () => void {
       replace(progressHost, progressCard(job));
       // Step 0 is "not started yet": nothing to plot.
       if (prog.step && prog.losses) {
-        for (const [name, value] of Object.entries(prog.losses)) curves?.add(name, prog.step, value);
-        if (prog.lr !== undefined && prog.lr !== null) curves?.add("lr", prog.step, prog.lr);
-        if (prog.images_per_sec) curves?.add("throughput", prog.step, prog.images_per_sec);
+        for (const [name, value] of Object.entries(prog.losses)) curves?.add(name, prog.step, value, prog.stage);
+        if (prog.lr !== undefined && prog.lr !== null) curves?.add("lr", prog.step, prog.lr, prog.stage);
+        if (prog.images_per_sec) curves?.add("throughput", prog.step, prog.images_per_sec, prog.stage);
       }
     } else if (type === "metric") {
       const points = Array.isArray(d.points) ? (d.points as Record<string, unknown>[]) : Array.isArray(data) ? (data as Record<string, unknown>[]) : [d];
       for (const p of points) {
         const step = Number(p.step ?? 0);
+        const stage = typeof p.stage === "string" ? p.stage : null;
         if (typeof p.name === "string" && typeof p.value === "number") {
-          curves?.add(p.name, step, p.value);
+          curves?.add(p.name, step, p.value, stage);
         } else {
           const values = (p.values ?? p.metrics ?? {}) as Record<string, number>;
-          for (const [name, value] of Object.entries(values)) curves?.add(name, step, value);
+          for (const [name, value] of Object.entries(values)) curves?.add(name, step, value, stage);
         }
       }
     } else if (type === "log") {
@@ -671,6 +679,7 @@ export function renderJob(main: HTMLElement, jobId: number): () => void {
     abort.abort();
     window.clearTimeout(pollTimer);
     curves?.destroy();
+    prChart?.destroy();
     urls.forEach((u) => URL.revokeObjectURL(u));
   };
 }

@@ -1,8 +1,9 @@
 // The job's live curves and the level x term table that says which distillation term works.
-import { LEVEL_COLORS, LineChart, PALETTE, type Point } from "../charts";
+import { LEVEL_COLORS, LineChart, PALETTE, stageWord, type Point } from "../charts";
 import { h, replace } from "../dom";
 import { num } from "../format";
 import { inSequence, type StageMark } from "../stages";
+import type { MetricPointRow } from "../types";
 
 const TERMS = ["spatial", "semantic", "context"] as const;
 const LEVELS = ["p2", "p3", "p4", "p5", "p6", "p7"];
@@ -36,45 +37,83 @@ export class JobCurves {
     this.refreshVisibility();
   }
 
+  /** Per stage: its shift onto the global step axis (global step − the stage's own step). */
+  private readonly stageShift = new Map<string, number>();
+  private marks: StageMark[] = [];
+  private maxX = 0;
+
   /** Replaces every series (initial load or re-synchronisation). */
-  load(series: Record<string, { step: number; value: number; stage?: string }[]>): void {
-    let marks: StageMark[] = [];
+  load(series: Record<string, MetricPointRow[]>): void {
+    // The API places each point stored with its stage on the job's global step axis (stages in
+    // the order they ran); older points are put in sequence here (a restarted step starts a stage).
+    const starts = new Map<string, number>();
     for (const [name, points] of Object.entries(series)) {
-      // Stages in sequence: a fine-tune whose steps restart at 1 continues after the distillation.
-      const staged = inSequence(points);
-      if (staged.stages.length > marks.length) marks = staged.stages;
-      const pts = staged.points.map((p) => ({ x: p.x, y: this.scale(name, p.value) }));
-      const lastPoint = staged.points[staged.points.length - 1];
-      if (lastPoint) this.position.set(name, { shift: lastPoint.x - lastPoint.step, last: lastPoint.step });
+      const global = points.length > 0 && points.every((p) => typeof p.global_step === "number");
+      const staged = global
+        ? points.map((p) => ({ x: p.global_step ?? p.step, step: p.step, value: p.value, stage: p.stage ?? "" }))
+        : inSequence(points.map((p) => ({ step: p.step, value: p.value }))).points.map((p) => ({ x: p.x, step: p.step, value: p.value, stage: `stage ${p.stage + 1}` }));
+      staged.sort((a, b) => a.x - b.x);
+      for (const p of staged) {
+        if (!p.stage) continue;
+        starts.set(p.stage, Math.min(starts.get(p.stage) ?? Infinity, p.x));
+        this.stageShift.set(p.stage, p.x - p.step);
+      }
+      const pts = staged.map((p) => ({ x: p.x, y: this.scale(name, p.value) }));
+      const lastPoint = staged[staged.length - 1];
+      if (lastPoint) {
+        this.position.set(name, { shift: lastPoint.x - lastPoint.step, last: lastPoint.step });
+        this.maxX = Math.max(this.maxX, lastPoint.x);
+      }
       this.series.set(name, pts);
       const target = this.route(name);
       if (target) target.chart.setSeries(name, pts, target.style);
     }
-    this.showStages(marks);
+    this.marks = [...starts].map(([name, start]) => ({ name, start })).sort((a, b) => a.start - b.start);
+    this.showStages();
     this.refreshVisibility();
     this.scheduleBreakdown();
   }
 
-  /** Says where each stage starts when a job's series run in more than one. */
-  private showStages(marks: StageMark[]): void {
+  /** The stages in sequence: named on every chart, and said in words above them. */
+  private showStages(): void {
+    const marks = this.marks;
+    for (const chart of Object.values(this.charts)) chart.setStages(marks);
     this.stageNote.textContent =
-      marks.length > 1 ? `Stages in sequence on one step axis: ${marks.map((m) => `${m.name} from step ${m.start}`).join(", ")} (each stage's own steps restart at 1).` : "";
+      marks.length > 1
+        ? `Stages in sequence on one step axis: ${marks.map((m) => `${stageWord(m.name)} from step ${m.start}`).join(", ")} (each stage's own steps restart at 1).`
+        : "";
     this.stageNote.hidden = marks.length <= 1;
+    this.stageNote.dataset.stages = marks.map((m) => m.name).join(",");
   }
 
-  /** Adds one point of one series (live). */
-  add(name: string, step: number, value: number): void {
+  /** Adds one point of one series (live); `stage` is the trainer's stage when known. */
+  add(name: string, step: number, value: number, stage?: string | null): void {
     if (!Number.isFinite(value)) return;
-    // A step lower than the last one seen starts the next stage: it continues the axis.
-    const at = this.position.get(name) ?? { shift: 0, last: -Infinity };
-    if (step < at.last) at.shift += at.last;
-    at.last = step;
-    this.position.set(name, at);
-    const point = { x: step + at.shift, y: this.scale(name, value) };
+    let x: number;
+    if (stage) {
+      // A stage seen for the first time continues the axis after everything drawn so far.
+      let shift = this.stageShift.get(stage);
+      if (shift === undefined) {
+        shift = this.maxX > 0 ? this.maxX - step + 1 : 0;
+        this.stageShift.set(stage, shift);
+        this.marks = [...this.marks, { name: stage, start: step + shift }];
+        this.showStages();
+      }
+      x = step + shift;
+    } else {
+      // A step lower than the last one seen starts the next stage: it continues the axis.
+      const at = this.position.get(name) ?? { shift: 0, last: -Infinity };
+      if (step < at.last) at.shift += at.last;
+      at.last = step;
+      this.position.set(name, at);
+      x = step + at.shift;
+    }
+    this.maxX = Math.max(this.maxX, x);
+    const point = { x, y: this.scale(name, value) };
     const pts = this.series.get(name) ?? [];
     const last = pts[pts.length - 1];
-    if (last && last.x === step) last.y = point.y;
-    else if (!last || last.x < step) pts.push(point);
+    if (last && last.x === x) last.y = point.y;
+    else if (!last || last.x < x) pts.push(point);
     this.series.set(name, pts);
     const target = this.route(name);
     if (target) target.chart.append(name, point, target.style);

@@ -4,7 +4,7 @@ import { get } from "../api";
 import { h, replace } from "../dom";
 import { href, navigate } from "../router";
 import { currentUser } from "../session";
-import type { JobPage, JobSummary } from "../types";
+import type { JobPage, JobSummary, ListOf, MemberRow } from "../types";
 import { rememberUser } from "../users";
 import { emptyState, errorState, pageHeader, toast } from "../components/ui";
 import { COLUMNS, DEFAULT_COLUMNS, FILTER_METRICS, deleteView, loadViews, saveView, type Column } from "./jobcolumns";
@@ -388,6 +388,20 @@ export function renderJobs(main: HTMLElement, query: URLSearchParams): () => voi
   if (user && !(me && String(me.id) === user)) {
     userSelect.appendChild(h("option", { value: user, selected: true }, `user #${user}`));
   }
+  // Every member of the team can be picked, not only those on this page of jobs.
+  void get<ListOf<MemberRow>>("/members").then(
+    (res) => {
+      for (const m of res.data) {
+        rememberUser(m.id, m.email);
+        if (me && m.id === me.id) continue;
+        users.set(m.id, m.email);
+        const option = [...userSelect.options].find((o) => o.value === String(m.id));
+        if (option) option.textContent = m.email;
+        else userSelect.appendChild(h("option", { value: m.id, selected: String(m.id) === user }, m.email));
+      }
+    },
+    () => undefined,
+  );
   void refresh();
   return () => {
     stopped = true;
