@@ -16,11 +16,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from api.errors import FieldError
+from api.ingest import unsupported_file
+from api.uploads import ReceivedUpload
+
 MAX_PICKLE_BYTES = 64 * 1024 * 1024
 """A state dict's pickle holds names and shapes only (the tensors are separate records)."""
 
 LEGACY_PICKLES = 5
 """torch's legacy format: magic number, protocol, sys info, the object, the storage keys."""
+SHOWN_GLOBALS = 3
+"""How many refused imports a 422 names."""
 
 _REBUILDERS = {
     "_rebuild_tensor",
@@ -147,3 +153,26 @@ def refused_globals(path: Path) -> list[str]:
         if refused:
             break
     return refused
+
+
+def refuse_pickled_objects(upload: ReceivedUpload, filename: str) -> None:
+    """422 on `file` when an uploaded torch file's pickle imports more than tensors (read,
+    never run); 415 when it cannot be read as a torch checkpoint. For backbone and teacher
+    uploads alike, before anything is stored."""
+    assert upload.path is not None
+    try:
+        refused = refused_globals(upload.path)
+    except PickleRefused as exc:
+        refused = [str(exc)]
+    except ValueError as exc:
+        raise unsupported_file(f"{filename!r} is not a readable torch checkpoint ({exc})") from None
+    if refused:
+        shown = ", ".join(refused[:SHOWN_GLOBALS])
+        more = f" (+{len(refused) - SHOWN_GLOBALS} more)" if len(refused) > SHOWN_GLOBALS else ""
+        raise FieldError(
+            422,
+            ["body", "file"],
+            f"{filename!r}: refused: it holds pickled Python objects ({shown}{more}), not only "
+            "tensors; nothing in it was run. Upload a safetensors file or a plain state dict "
+            "(torch.save(model.state_dict(), path))",
+        )

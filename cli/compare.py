@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Mapping
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cli.connection import UsageError, checked, common_options, connection_from, guarded
@@ -17,14 +20,112 @@ VALUE_WIDTH = 32
 EFFICIENCY_LABELS = {
     "params": "params",
     "gflops": "GFLOPs",
-    "latency_ms": "latency",
+    "latency_ms": "latency, PyTorch",
+    "onnx_latency_ms": "latency, ONNX Runtime",
     "latency": "latency",
 }
+FASTEST = " *"
+"""Marks the lowest latency whose p10-p90 range lies clear of every other job's."""
+FASTEST_NOTE = "lowest latency: its p10-p90 range lies clear of every other job's."
+_LATENCY = re.compile(r"efficiency/(student|teacher)/(onnx_)?latency_ms")
+
+
+@dataclass(frozen=True)
+class Latency:
+    """One job's latency figure: the median, its p10-p90 spread (None in older metrics),
+    the timed repeats and the device."""
+
+    median: float
+    p10: float | None
+    p90: float | None
+    repeats: int | None
+    device: str | None
+
+    @property
+    def has_spread(self) -> bool:
+        """Whether p10 and p90 were measured."""
+        return self.p10 is not None and self.p90 is not None
+
+    def overlaps(self, other: Latency) -> bool:
+        """Whether the two p10-p90 ranges overlap (or either lacks one): no ranking then."""
+        if self.p10 is None or self.p90 is None or other.p10 is None or other.p90 is None:
+            return True
+        return self.p10 <= other.p90 and other.p10 <= self.p90
+
+    def text(self) -> str:
+        """`12.3 ms (p10-p90 11.9-13.0, 20 repeats, cpu (2 threads))`, or `12.3 ms (spread not
+        measured, cpu (2 threads))` for a median stored alone."""
+        if self.p10 is not None and self.p90 is not None:
+            parts = [f"p10-p90 {_ms(self.p10)}-{_ms(self.p90)}"]
+            if self.repeats is not None:
+                parts.append(f"{self.repeats} repeats")
+        else:
+            parts = ["spread not measured"]
+        if self.device:
+            parts.append(self.device)
+        return f"{_ms(self.median)} ms ({', '.join(parts)})"
+
+
+def _ms(value: float) -> str:
+    return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def job_latency(job: Mapping[str, Any], name: str) -> Latency | None:
+    """The latency behind the compared figure `name` (`efficiency/student/onnx_latency_ms`,
+    say) from the job's metrics; None for another figure or a job without that section."""
+    match = _LATENCY.fullmatch(name)
+    metrics = job.get("metrics")
+    if match is None or not isinstance(metrics, Mapping):
+        return None
+    efficiency = metrics.get("efficiency")
+    section = efficiency.get(match[1]) if isinstance(efficiency, Mapping) else None
+    if not isinstance(section, Mapping):
+        return None
+    prefix = match[2] or ""
+    median = _finite(section.get(f"{prefix}latency_ms"))
+    if median is None:
+        return None
+    repeats = section.get(f"{prefix}latency_repeats")
+    device = section.get(f"{prefix}device") or ("cpu (onnxruntime)" if prefix else None)
+    return Latency(
+        median=median,
+        p10=_finite(section.get(f"{prefix}latency_p10_ms")),
+        p90=_finite(section.get(f"{prefix}latency_p90_ms")),
+        repeats=repeats if isinstance(repeats, int) and not isinstance(repeats, bool) else None,
+        device=str(device) if device else None,
+    )
+
+
+def fastest_index(values: Sequence[Any], latencies: Sequence[Latency | None]) -> int | None:
+    """The job with the lowest compared latency `values[i]`, only where its p10-p90 range
+    (`latencies[i]`) lies clear of every other job's with a value (the web's Compare rule: a
+    figure without a spread overlaps everything); None otherwise."""
+    measured = sorted(
+        (median, i) for i, v in enumerate(values) if (median := _finite(v)) is not None
+    )
+    if len(measured) < 2 or measured[0][0] == measured[1][0]:
+        return None
+    index = measured[0][1]
+    fastest = latencies[index] if index < len(latencies) else None
+    if fastest is None or not fastest.has_spread:
+        return None
+    for _, other_index in measured[1:]:
+        other = latencies[other_index] if other_index < len(latencies) else None
+        if other is None or fastest.overlaps(other):
+            return None
+    return index
 
 
 def metric_label(name: str) -> str:
     """`student/AP_small` -> `student AP_small`, `efficiency/ratios/gflops` ->
-    `student/teacher GFLOPs`, `efficiency/teacher/latency_ms` -> `teacher latency`."""
+    `student/teacher GFLOPs`, `efficiency/teacher/onnx_latency_ms` -> `teacher latency, ONNX
+    Runtime`."""
     parts = name.split("/")
     if parts[0] == "efficiency" and len(parts) == 3:
         model, figure = parts[1], parts[2]
@@ -46,7 +147,7 @@ def metric_value(name: str, value: Any) -> str:
         return count_text(value)
     if figure == "gflops":
         return f"{float(value):.2f}"
-    if figure == "latency_ms":
+    if figure.endswith("latency_ms"):
         return f"{float(value):.1f} ms"
     if figure in AP_NAMES:
         return ap_percent(value)
@@ -70,10 +171,26 @@ def compare_text(body: Mapping[str, Any]) -> str:
         ["by", *[str(j.get("creator_email") or "-") for j in jobs]],
     ]
     metrics = body.get("metrics") or {}
+    starred = False
     for name, values in metrics.items():
         cells = [metric_value(name, v) for v in values]
+        if _LATENCY.fullmatch(name):
+            # The spread and device are in each job's metrics; a star only beyond the noise.
+            latencies = [
+                job_latency(job, name) if value is not None else None
+                for job, value in zip(jobs, values, strict=False)
+            ]
+            cells = [f.text() if f else cell for f, cell in zip(latencies, cells, strict=False)]
+            # Teachers are mostly shared between compared jobs: nothing to rank (as the web).
+            student = name.startswith("efficiency/student/")
+            fastest = fastest_index(values, latencies) if student else None
+            if fastest is not None:
+                cells[fastest] += FASTEST
+                starred = True
         rows.append([metric_label(name), *cells, *["-"] * (len(jobs) - len(cells))][: len(header)])
     text = format_table(rows, header)
+    if starred:
+        text += f"\n{FASTEST.strip()} {FASTEST_NOTE}"
     diff = [d for d in body.get("spec_diff") or [] if isinstance(d, Mapping)]
     if not diff:
         return text + "\n\nThe specs are the same."

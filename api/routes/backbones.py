@@ -29,7 +29,7 @@ from api.ingest import (
     require_content,
     unsupported_file,
 )
-from api.pickle_globals import PickleRefused, refused_globals
+from api.pickle_globals import refuse_pickled_objects
 from api.queue import TaskQueue
 from api.schemas import BackbonePublic, BackbonesPublic
 from api.uploaded import check_status, found
@@ -44,7 +44,6 @@ from store.models import BACKBONE_STATES
 router = APIRouter(prefix="/backbones", tags=["backbones"])
 
 BACKBONE_ARCHS: tuple[str, ...] = get_args(BackboneArch)
-SHOWN_GLOBALS = 3
 
 _UPLOAD_DOC = multipart_openapi(
     "file",
@@ -68,27 +67,6 @@ def _arch(fields: dict[str, str]) -> str:
             422, ["body", "arch"], f"{arch!r} is not one of {', '.join(BACKBONE_ARCHS)}"
         )
     return arch
-
-
-def _refuse_pickled_objects(upload: ReceivedUpload, filename: str) -> None:
-    """422 on `file` when the torch file's pickle imports more than tensors (read, never run)."""
-    assert upload.path is not None
-    try:
-        refused = refused_globals(upload.path)
-    except PickleRefused as exc:
-        refused = [str(exc)]
-    except ValueError as exc:
-        raise unsupported_file(f"{filename!r} is not a readable torch checkpoint ({exc})") from None
-    if refused:
-        shown = ", ".join(refused[:SHOWN_GLOBALS])
-        more = f" (+{len(refused) - SHOWN_GLOBALS} more)" if len(refused) > SHOWN_GLOBALS else ""
-        raise FieldError(
-            422,
-            ["body", "file"],
-            f"{filename!r}: refused: it holds pickled Python objects ({shown}{more}), not only "
-            "tensors; nothing in it was run. Upload a safetensors file or a plain state dict "
-            "(torch.save(model.state_dict(), path))",
-        )
 
 
 @router.post(
@@ -128,7 +106,7 @@ async def upload_backbone(
                 f"{filename!r} is not a {suffix} checkpoint (checked its first bytes)"
             )
         if kind != "safetensors":
-            await run_in_threadpool(_refuse_pickled_objects, upload, filename)
+            await run_in_threadpool(refuse_pickled_objects, upload, filename)
         name = check_name(upload.fields.get("name", "").strip() or PurePath(filename).stem)
         return await run_in_threadpool(
             _store_backbone, session, blobs, queue, team, upload, name, arch, suffix, filename

@@ -29,6 +29,7 @@ from api.ingest import (
     require_content,
     unsupported_file,
 )
+from api.pickle_globals import refuse_pickled_objects
 from api.queue import TaskQueue
 from api.schemas import TeacherPublic, TeachersPublic
 from api.uploaded import check_status, delete_uploaded, found
@@ -95,6 +96,7 @@ def _fpn_channels(fields: dict[str, str]) -> int:
     responses={
         413: {"description": "the file is larger than max_upload_bytes"},
         415: {"description": "the file is no safetensors or torch checkpoint"},
+        422: {"description": "a bad field, or a torch file that pickles more than tensors"},
     },
 )
 async def upload_teacher(
@@ -123,6 +125,8 @@ async def upload_teacher(
             raise unsupported_file(
                 f"{filename!r} is not a {suffix} checkpoint (checked its first bytes)"
             )
+        if kind != "safetensors":
+            await run_in_threadpool(refuse_pickled_objects, upload, filename)
         name = check_name(upload.fields.get("name", "").strip() or PurePath(filename).stem)
         return await run_in_threadpool(
             _store_teacher, session, blobs, queue, team, upload, name, arch, fpn_channels, suffix

@@ -20,6 +20,50 @@ def _number(value: Any, digits: int = 2) -> str:
     return f"{value:.{digits}f}" if isinstance(value, int | float) else "–"
 
 
+def _ms(value: float) -> str:
+    return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def latency_text(efficiency: dict[str, Any] | None, *, onnx: bool = False) -> str:
+    """A model's latency as `median ms (p10–p90 a–b, n repeats, device)`, PyTorch or (with
+    `onnx`) ONNX Runtime; `spread not measured` for a median stored alone (older metrics)."""
+    prefix = "onnx_" if onnx else ""
+    figures = efficiency or {}
+    median = figures.get(f"{prefix}latency_ms")
+    if isinstance(median, bool) or not isinstance(median, int | float):
+        return "–"
+    device = figures.get(f"{prefix}device") or ("cpu (onnxruntime)" if onnx else None)
+    low, high = figures.get(f"{prefix}latency_p10_ms"), figures.get(f"{prefix}latency_p90_ms")
+    repeats = figures.get(f"{prefix}latency_repeats")
+    if isinstance(low, int | float) and isinstance(high, int | float):
+        parts = [f"p10–p90 {_ms(low)}–{_ms(high)}"]
+        if isinstance(repeats, int):
+            parts.append(f"{repeats} repeats")
+    else:
+        parts = ["spread not measured"]
+    if device:
+        parts.append(str(device))
+    return f"{_ms(median)} ms ({', '.join(parts)})"
+
+
+def cost_table(efficiency: dict[str, Any]) -> list[str]:
+    """Markdown lines of the cost table: parameters, GFLOPs, PyTorch latency and, where
+    measured, ONNX Runtime latency, one row per model."""
+    models = [(name, efficiency.get(name)) for name in ("teacher", "student")]
+    with_onnx = any(eff and "onnx_latency_ms" in eff for _, eff in models)
+    header = "| model | parameters (M) | GFLOPs | latency, PyTorch |"
+    header += " latency, ONNX Runtime |" if with_onnx else ""
+    lines = [header, "|---" * (5 if with_onnx else 4) + "|"]
+    for name, eff in models:
+        if eff:
+            row = (
+                f"| {name} | {eff['params'] / 1e6:.2f} | {_number(eff['gflops'])} | "
+                f"{latency_text(eff)} |"
+            )
+            lines.append(row + (f" {latency_text(eff, onnx=True)} |" if with_onnx else ""))
+    return lines
+
+
 def accuracy_table(rows: Sequence[tuple[str, dict[str, Any] | None]]) -> list[str]:
     """Markdown lines of a COCO AP table (AP in percent) with one row per named model."""
     lines = [
@@ -133,17 +177,15 @@ def write_report(
     lines += accuracy_table(rows)
     efficiency = metrics.get("efficiency") or {}
     lines += ["", "## Cost (batch 1)", ""]
-    lines += [
-        "| model | parameters (M) | GFLOPs | latency (ms) | device |",
-        "|---|---|---|---|---|",
-    ]
-    for name in ("teacher", "student"):
-        eff = efficiency.get(name)
-        if eff:
-            lines.append(
-                f"| {name} | {eff['params'] / 1e6:.2f} | {_number(eff['gflops'])} | "
-                f"{_number(eff['latency_ms'], 1)} | {eff['device']} |"
-            )
+    cost = cost_table(efficiency)
+    lines += cost
+    if len(cost) > 2:
+        lines += [
+            "",
+            "Latency: the median of timed runs after warm-up, with the 10th–90th percentile "
+            "range of those runs, their count and the device; two latencies whose ranges "
+            "overlap are not told apart.",
+        ]
     ratios = efficiency.get("ratios")
     if ratios:
         lines += [

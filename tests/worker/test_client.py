@@ -662,7 +662,7 @@ def test_compare_shows_metrics_in_their_units_and_the_spec_fields_that_differ() 
     rows = {" ".join(line.split()[:2]): line.split()[2:] for line in lines}
     assert rows["student AP_small"] == ["4.6", "%", "5.1", "%"]
     assert rows["student params"] == ["3.40", "M", "3.40", "M"]
-    assert rows["student latency"] == ["12.3", "ms", "-"]
+    assert rows["student latency,"] == ["PyTorch", "12.3", "ms", "-"]
     assert rows["student/teacher GFLOPs"] == ["0.25x", "0.25x"]
     assert rows["by -"] == ["-"]  # no creator e-mail in these rows
     assert "Spec fields that differ (1):" in text
