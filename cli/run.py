@@ -222,6 +222,9 @@ def _summary(metrics: dict[str, Any]) -> str:
     for role in ("teacher", "student"):
         values = metrics.get(role)
         if values:
-            shown = {k: round(100 * v, 1) for k, v in values.items() if k != "per_class"}
+            # the AP figures only (per_class and pr_curve are mappings)
+            shown = {
+                k: round(100 * v, 1) for k, v in values.items() if isinstance(v, int | float)
+            }
             lines.append(f"  {role}: {json.dumps(shown)}")
     return "\n".join(lines)
