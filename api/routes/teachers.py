@@ -8,6 +8,7 @@ from typing import get_args
 from fastapi import APIRouter, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
+from api.checkpoint_uploads import checked_checkpoint
 from api.deps import (
     BlobsDep,
     CurrentTeam,
@@ -20,16 +21,12 @@ from api.deps import (
     WriterTeam,
 )
 from api.errors import FieldError
-from api.filetypes import CHECKPOINT_SUFFIXES, sniff_checkpoint
 from api.filters import NameFilter, StatusFilter
 from api.ingest import (
     check_name,
     commit_new_row,
     received_file,
-    require_content,
-    unsupported_file,
 )
-from api.pickle_globals import refuse_pickled_objects
 from api.queue import TaskQueue
 from api.schemas import TeacherPublic, TeachersPublic
 from api.uploaded import check_status, delete_uploaded, found
@@ -112,21 +109,7 @@ async def upload_teacher(
         arch = _arch(upload.fields)
         fpn_channels = _fpn_channels(upload.fields)
         filename = PurePath(upload.filename).name
-        suffix = PurePath(filename).suffix.lower()
-        if suffix not in CHECKPOINT_SUFFIXES:
-            raise FieldError(
-                422,
-                ["body", "file"],
-                f"{filename!r}: a checkpoint must end in {', '.join(CHECKPOINT_SUFFIXES)}",
-            )
-        require_content(upload, filename)
-        kind = sniff_checkpoint(upload.head)
-        if kind is None or (suffix == ".safetensors") != (kind == "safetensors"):
-            raise unsupported_file(
-                f"{filename!r} is not a {suffix} checkpoint (checked its first bytes)"
-            )
-        if kind != "safetensors":
-            await run_in_threadpool(refuse_pickled_objects, upload, filename)
+        suffix = await checked_checkpoint(upload, "a checkpoint")
         name = check_name(upload.fields.get("name", "").strip() or PurePath(filename).stem)
         return await run_in_threadpool(
             _store_teacher, session, blobs, queue, team, upload, name, arch, fpn_channels, suffix
