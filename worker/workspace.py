@@ -77,39 +77,40 @@ def dataset_folder(ctx: WorkerContext, dataset: Dataset) -> Path:
     return root / "data"
 
 
-def teacher_file(ctx: WorkerContext, teacher: Teacher) -> Path:
-    """The teacher checkpoint as a local file (its name keeps the uploaded suffix)."""
-    if not teacher.checkpoint_key:
-        raise ValueError(f"teacher {teacher.id} has no checkpoint")
-    name = PurePosixPath(teacher.checkpoint_key).name or "checkpoint"
-    cache_key = teacher.sha256 or f"teacher-{teacher.id}"
-    path = ctx.work_dir / "teachers" / cache_key / name
+def _cached_blob(
+    ctx: WorkerContext, key: str, *, folder: str, cache_key: str, fallback: str
+) -> Path:
+    """The blob `key` as a local file under `folder/cache_key/` (named as the key, else
+    `fallback`), downloaded once and atomically."""
+    name = PurePosixPath(key).name or fallback
+    path = ctx.work_dir / folder / cache_key / name
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{name}.{uuid.uuid4().hex[:8]}")
     try:
-        ctx.blobs.download(teacher.checkpoint_key, tmp)
+        ctx.blobs.download(key, tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def teacher_file(ctx: WorkerContext, teacher: Teacher) -> Path:
+    """The teacher checkpoint as a local file (its name keeps the uploaded suffix)."""
+    if not teacher.checkpoint_key:
+        raise ValueError(f"teacher {teacher.id} has no checkpoint")
+    cache_key = teacher.sha256 or f"teacher-{teacher.id}"
+    return _cached_blob(
+        ctx, teacher.checkpoint_key, folder="teachers", cache_key=cache_key, fallback="checkpoint"
+    )
 
 
 def backbone_file(ctx: WorkerContext, backbone: Backbone) -> Path:
     """Uploaded backbone weights as a local file (its name keeps the uploaded suffix)."""
     if not backbone.weights_key:
         raise ValueError(f"backbone {backbone.id} has no weights file")
-    name = PurePosixPath(backbone.weights_key).name or "weights"
     cache_key = backbone.sha256 or f"backbone-{backbone.id}"
-    path = ctx.work_dir / "backbones" / cache_key / name
-    if path.exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{name}.{uuid.uuid4().hex[:8]}")
-    try:
-        ctx.blobs.download(backbone.weights_key, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return _cached_blob(
+        ctx, backbone.weights_key, folder="backbones", cache_key=cache_key, fallback="weights"
+    )
