@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from api.bounds import MAX_ID
 from api.errors import FieldErrors
-from core.spec import BACKBONE_OF_ARCH, JobSpec
+from core.spec import BACKBONE_OF_ARCH, ClassMapSpec, JobSpec, class_listing
 from store import repositories as repo
 from store.db import Session
 from store.models import Dataset, Teacher
@@ -31,6 +31,8 @@ _ID_FIELDS: tuple[tuple[str, str], ...] = (
     ("teacher", "backbone_id"),
     ("student", "backbone_id"),
 )
+MAX_CLASS_MAP_ERRORS = 20
+"""Most errors one submission gets for names of `data.classes` its dataset lacks."""
 
 
 @dataclass
@@ -95,6 +97,8 @@ def accept_spec(session: Session, *, team_id: int, raw: dict[str, Any]) -> Accep
                     f"dataset {dataset_id} is {dataset.status}, not ready",
                 )
             )
+        elif spec.data.classes is not None:
+            errors += _class_map_errors(spec.data.classes, dataset.statistics)
 
     teacher: Teacher | None = None
     updates: dict[str, Any] = {}
@@ -133,6 +137,21 @@ def accept_spec(session: Session, *, team_id: int, raw: dict[str, Any]) -> Accep
         raw_filled["teacher"].update(updates)
         spec = parse_spec(raw_filled)
     return AcceptedSpec(spec=spec, dataset=dataset, teacher=teacher)
+
+
+def _class_map_errors(
+    classes: ClassMapSpec, statistics: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """An error per name of `data.classes` that the dataset's classes (as its statistics
+    count them) do not fit, each listing those classes; none if the statistics name none."""
+    names = [str(name) for name in (statistics or {}).get("boxes_per_class") or {}]
+    if not names:
+        return []  # the worker checks the mapping when it opens the dataset
+    listing = class_listing(names)
+    return [
+        _error(("data", "classes", *loc), f"{message}; the dataset's classes are {listing}")
+        for loc, message in classes.problems(names)[:MAX_CLASS_MAP_ERRORS]
+    ]
 
 
 def _backbone_errors(

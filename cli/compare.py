@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cli.connection import UsageError, checked, common_options, connection_from, guarded
-from cli.figures import AP_NAMES, ap_percent, count_text
+from cli.figures import AP_NAMES, ap_percent, count_text, evaluated_on
 from cli.tables import format_table
 
 NAME_WIDTH = 32
@@ -27,6 +27,10 @@ EFFICIENCY_LABELS = {
 FASTEST = " *"
 """Marks the lowest latency whose p10-p90 range lies clear of every other job's."""
 FASTEST_NOTE = "lowest latency: its p10-p90 range lies clear of every other job's."
+DIFFERENT_EVALUATIONS = (
+    "note: these jobs were evaluated on different splits or numbers of images: "
+    "their AP figures are not directly comparable."
+)
 _LATENCY = re.compile(r"efficiency/(student|teacher)/(onnx_)?latency_ms")
 
 
@@ -161,14 +165,17 @@ def spec_value(value: Any) -> str:
 
 
 def compare_text(body: Mapping[str, Any]) -> str:
-    """The compare answer as two tables: the jobs' metrics, then the spec fields that differ."""
+    """The compare answer as two tables: the jobs' metrics (with the split and image count
+    each job's AP comes from), then the spec fields that differ."""
     jobs = [j for j in body.get("jobs") or [] if isinstance(j, Mapping)]
     header = ["", *[f"job {j.get('id')}" for j in jobs]]
+    evaluated = [evaluated_on(j.get("metrics")) for j in jobs]
     rows = [
         ["name", *[str(j.get("name") or "")[:NAME_WIDTH] for j in jobs]],
         ["kind", *[str(j.get("kind") or "-") for j in jobs]],
         ["state", *[str(j.get("state") or "-") for j in jobs]],
         ["by", *[str(j.get("creator_email") or "-") for j in jobs]],
+        ["evaluated on", *[text or "-" for text in evaluated]],
     ]
     metrics = body.get("metrics") or {}
     starred = False
@@ -191,6 +198,8 @@ def compare_text(body: Mapping[str, Any]) -> str:
     text = format_table(rows, header)
     if starred:
         text += f"\n{FASTEST.strip()} {FASTEST_NOTE}"
+    if len({e for e in evaluated if e}) > 1:
+        text += f"\n{DIFFERENT_EVALUATIONS}"
     diff = [d for d in body.get("spec_diff") or [] if isinstance(d, Mapping)]
     if not diff:
         return text + "\n\nThe specs are the same."

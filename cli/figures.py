@@ -49,6 +49,36 @@ def model_metrics(metrics: Mapping[str, Any] | None, model: str) -> dict[str, An
     return dict(section) if isinstance(section, Mapping) else {}
 
 
+def evaluated_on(metrics: Mapping[str, Any] | None) -> str | None:
+    """Which split and how many images a job's AP comes from: `val split, 40 images` (`,
+    sliced` with data.tile). The count is metrics.json's `evaluation.images`, or in older
+    metrics `dataset.val_images` (the same count), and left out where neither is there; None
+    when the metrics say neither split nor count."""
+    if not isinstance(metrics, Mapping):
+        return None
+    evaluation = metrics.get("evaluation")
+    evaluation = evaluation if isinstance(evaluation, Mapping) else {}
+    dataset = metrics.get("dataset")
+    dataset = dataset if isinstance(dataset, Mapping) else {}
+    split = evaluation.get("split")
+    count = next(
+        (
+            value
+            for value in (evaluation.get("images"), dataset.get("val_images"))
+            if isinstance(value, int) and not isinstance(value, bool)
+        ),
+        None,
+    )
+    parts = [f"{split} split"] if isinstance(split, str) and split else []
+    if count is not None:
+        parts.append(f"{count} image" if count == 1 else f"{count} images")
+    if not parts:
+        return None
+    if evaluation.get("mode") == "sliced":
+        parts.append("sliced")
+    return ", ".join(parts)
+
+
 def job_ap(job: Mapping[str, Any], name: str) -> Any:
     """A job's headline AP figure: the student's, else the teacher's (a teacher job), else a
     list summary's flat figure; None when the job has none yet."""

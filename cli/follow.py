@@ -19,7 +19,7 @@ from cli.connection import (
     page_items,
 )
 from cli.events import event_data, progress_of, sse_events, state_of
-from cli.figures import ap_figures, model_metrics
+from cli.figures import ap_figures, evaluated_on, model_metrics
 from cli.logs import fetch_events
 from cli.progress import JobActivity, StepRate
 from cli.states import ENDED
@@ -185,7 +185,8 @@ def registered_teacher(http: httpx.Client, job_id: int) -> int | None:
 
 
 def summary_lines(job: Mapping[str, Any], *, teacher_id: int | None = None) -> list[str]:
-    """The end of a follow: the state and the AP figures of student and teacher, in percent."""
+    """The end of a follow: the state and the AP figures of student and teacher, in percent,
+    with the split and image count they come from."""
     line = f"job {job.get('id')} {job.get('state')}"
     metrics = job.get("metrics") or {}
     student, teacher = model_metrics(metrics, "student"), model_metrics(metrics, "teacher")
@@ -196,6 +197,9 @@ def summary_lines(job: Mapping[str, Any], *, teacher_id: int | None = None) -> l
         figures.append("teacher " + ap_figures(teacher))
     if figures:
         line += ": " + "; ".join(figures)
+        evaluated = evaluated_on(metrics)
+        if evaluated:
+            line += f" ({evaluated})"
     if job.get("error"):
         line += f": {job['error']}"
     lines = [line]

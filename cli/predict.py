@@ -1,8 +1,9 @@
 """`distillery predict MODEL IMAGES... --out DIR`: a student on new images, sliced or whole.
 
 MODEL is a student's .safetensors (PyTorch), its .onnx (onnxruntime; metadata from --meta,
-the ONNX itself or the .safetensors beside it) or `job:ID`, whose student is downloaded from
-the server first. Writes DIR/detections.json (COCO results) and DIR/pictures/.
+the ONNX itself or the .safetensors beside it; student_detections.onnx has the post-processing
+inside) or `job:ID`, whose student is downloaded from the server first (its .safetensors, or
+the file --job-model names). Writes DIR/detections.json (COCO results) and DIR/pictures/.
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ JOB_PREFIX = "job:"
 MAX_JOB_ID = 2**31 - 1
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 DEFAULT_OVERLAP = 0.2
+JOB_MODELS = {
+    "safetensors": "student_safetensors",
+    "onnx": "student_onnx",
+    "detections-onnx": "student_onnx_detections",
+}
+"""`--job-model` choices: the artifact kind of a job's student file each downloads."""
 
 
 def job_id_of(model: str) -> int | None:
@@ -79,13 +86,17 @@ def slice_options(args: argparse.Namespace) -> SliceOptions | None:
         raise UsageError(str(err)) from None
 
 
-def fetch_job_student(http: httpx.Client, job_id: int, folder: Path) -> Path:
-    """Download the job's student.safetensors into `folder` (replacing an older copy)."""
+def fetch_job_student(
+    http: httpx.Client, job_id: int, folder: Path, *, kind: str = "student_safetensors"
+) -> Path:
+    """Download the job's student file of artifact `kind` (by default its .safetensors) into
+    `folder` (replacing an older copy)."""
     artifacts = page_items(checked(http.get(f"/jobs/{job_id}/artifacts")).json())
-    names = [str(a["name"]) for a in artifacts if a.get("kind") == "student_safetensors"]
+    names = [str(a["name"]) for a in artifacts if a.get("kind") == kind]
     if not names:
         listed = ", ".join(str(a.get("name")) for a in artifacts) or "none"
-        raise ClientError(f"job {job_id} has no student yet; its artifacts: {listed}")
+        what = "no student yet" if kind == "student_safetensors" else f"no {kind} artifact"
+        raise ClientError(f"job {job_id} has {what}; its artifacts: {listed}")
     target = folder / f"job-{job_id}-{Path(names[0]).name}"
     return download_artifact(http, job_id, names[0], target, force=True)
 
@@ -102,9 +113,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-detections {args.max_detections} is not positive")
     out: Path = args.out
     job_id = job_id_of(args.model)
+    if job_id is None and args.job_model is not None:
+        raise UsageError("--job-model goes with a job:ID model")
     if job_id is not None:
+        kind = JOB_MODELS[args.job_model or "safetensors"]
         with connection_from(args).client() as http:
-            model = fetch_job_student(http, job_id, out / "model")
+            model = fetch_job_student(http, job_id, out / "model", kind=kind)
         print(f"downloaded job {job_id}'s student to {model}")
     else:
         model = Path(args.model)
@@ -138,6 +152,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     parser.add_argument("model", help="student .safetensors or .onnx, or job:ID on the server")
     parser.add_argument("images", nargs="+", type=Path, help="image files or folders of images")
+    parser.add_argument(
+        "--job-model", choices=tuple(JOB_MODELS),
+        help="with job:ID, the student file to download (default safetensors; detections-onnx: "
+        "student_detections.onnx, the post-processing inside)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     sliced = parser.add_argument_group("sliced inference (SAHI)")
     sliced.add_argument("--slice", type=int, metavar="SIZE", help="tiles of SIZE x SIZE pixels")

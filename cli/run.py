@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from cli.figures import evaluated_on
 from core.spec import ABLATION_PRESETS, JobSpec
 
 EXIT_SPEC_ERROR = 2
@@ -217,14 +218,16 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _summary(metrics: dict[str, Any]) -> str:
-    """A short text summary of a metrics.json document."""
+    """A short text summary of a metrics.json document: AP of each model (%), then which
+    split and how many images they come from."""
     lines = [f"{metrics['kind']} job done (spec {metrics['spec_hash']})"]
     for role in ("teacher", "student"):
         values = metrics.get(role)
         if values:
             # the AP figures only (per_class and pr_curve are mappings)
-            shown = {
-                k: round(100 * v, 1) for k, v in values.items() if isinstance(v, int | float)
-            }
+            shown = {k: round(100 * v, 1) for k, v in values.items() if isinstance(v, int | float)}
             lines.append(f"  {role}: {json.dumps(shown)}")
+    evaluated = evaluated_on(metrics)
+    if evaluated:
+        lines.append(f"  evaluated on: {evaluated}")
     return "\n".join(lines)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
-from typing import Any, Literal, get_args
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 LEVEL_NAMES: tuple[str, ...] = ("p2", "p3", "p4", "p5")
 """Pyramid levels a student exposes: P2 (stride 4, small objects) ... P5 (stride 32)."""
@@ -145,6 +154,156 @@ class TileSpec(_Spec):
     )
 
 
+MAX_MAPPED_CLASSES = 10_000
+"""Most names one list of `data.classes` may hold (LVIS has 1,203 categories)."""
+
+CLASSES_LISTED = 50
+"""Most dataset class names an unknown-class message lists (the rest are counted)."""
+
+ClassName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+"""A category name as the dataset spells it (matched exactly)."""
+
+HINTED_NAMES = 10
+"""Unknown names that get a "did you mean" hint (the search is linear in the classes)."""
+
+ClassMapProblem = tuple[tuple[str | int, ...], str]
+"""(where in `data.classes`, e.g. ("merge", "vehicle"), what is wrong) for one dataset."""
+
+
+def class_listing(names: Sequence[str]) -> str:
+    """The dataset's class names for a message, at most CLASSES_LISTED of them."""
+    shown = ", ".join(repr(n) for n in names[:CLASSES_LISTED])
+    more = len(names) - CLASSES_LISTED
+    return f"[{shown}" + (f", and {more} more]" if more > 0 else "]")
+
+
+def _did_you_mean(name: str, known: set[str], index: int) -> str:
+    """The hint for the `index`-th unknown name: its closest class, or "" (none, or too many)."""
+    if index >= HINTED_NAMES:
+        return ""
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class ClassMapSpec(_Spec):
+    """The classes a job trains and is scored on, derived from the dataset's own categories.
+
+    `merge` gathers categories under a new name (`{"vehicle": ["car", "van"]}`), `ignore` drops
+    the boxes of categories from training and evaluation (their images stay); every other
+    category is kept as it is. Names are the dataset's category names, matched exactly when
+    the dataset is opened (core.data.class_map).
+    """
+
+    merge: dict[
+        ClassName, Annotated[list[ClassName], Field(min_length=1, max_length=MAX_MAPPED_CLASSES)]
+    ] = Field(
+        default_factory=dict,
+        max_length=MAX_MAPPED_CLASSES,
+        description="new class name -> the dataset's category names it gathers",
+    )
+    ignore: list[ClassName] = Field(
+        default_factory=list,
+        max_length=MAX_MAPPED_CLASSES,
+        description="category names whose boxes are dropped from training and evaluation",
+    )
+
+    @field_validator("merge")
+    @classmethod
+    def _each_source_once(cls, merge: dict[str, list[str]]) -> dict[str, list[str]]:
+        seen: dict[str, str] = {}
+        for new, sources in merge.items():
+            for source in sources:
+                if seen.get(source) == new:
+                    raise ValueError(f"{new!r} lists {source!r} twice")
+                if source in seen:
+                    raise ValueError(
+                        f"{source!r} is listed under both {seen[source]!r} and {new!r}; a "
+                        "class merges into one new class"
+                    )
+                seen[source] = new
+        for source, new in seen.items():
+            if source in merge and source != new:
+                raise ValueError(
+                    f"{source!r} is a new class and merged into {new!r} as well; merge its "
+                    f"sources into {new!r} directly"
+                )
+        return merge
+
+    @field_validator("ignore")
+    @classmethod
+    def _each_ignored_once(cls, ignore: list[str]) -> list[str]:
+        seen: set[str] = set()
+        twice: set[str] = set()
+        for name in ignore:
+            (twice if name in seen else seen).add(name)
+        if twice:
+            raise ValueError(f"{sorted(twice)} listed more than once")
+        return ignore
+
+    @model_validator(mode="after")
+    def _merged_or_ignored(self) -> ClassMapSpec:
+        if not self.merge and not self.ignore:
+            raise ValueError(
+                "classes needs 'merge' or 'ignore'; leave 'classes' out to keep the "
+                "dataset's classes as they are"
+            )
+        merged = set(self.merge) | set(self.sources())
+        both = [name for name in self.ignore if name in merged]
+        if both:
+            raise ValueError(
+                f"ignore: {both} also appear in merge; a class is either merged or ignored"
+            )
+        return self
+
+    def sources(self) -> dict[str, str]:
+        """Dataset category name -> the new name `merge` gives it."""
+        return {source: new for new, names in self.merge.items() for source in names}
+
+    def problems(self, names: Sequence[str]) -> list[ClassMapProblem]:
+        """What does not fit a dataset whose categories are `names`: a merged or ignored name
+        it lacks, a new name that is one of its classes kept as it is, or no class left.
+
+        Messages do not list the dataset's classes; callers add `class_listing(names)`.
+        """
+        known = set(names)
+        missing: list[tuple[tuple[str | int, ...], str]] = [
+            (("merge", new), name)
+            for new, listed in self.merge.items()
+            for name in listed
+            if name not in known
+        ]
+        missing += [
+            (("ignore", i), name) for i, name in enumerate(self.ignore) if name not in known
+        ]
+        found = [
+            (loc, f"the dataset has no class {name!r}{_did_you_mean(name, known, index)}")
+            for index, (loc, name) in enumerate(missing)
+        ]
+        sources = self.sources()
+        found += [
+            (
+                ("merge", new),
+                f"{new!r} is already a class of the dataset; list it among the classes merged "
+                "into it, or choose another name",
+            )
+            for new in self.merge
+            if new in known and new not in sources
+        ]
+        if not found and not self.mapped_names(names):
+            found.append((("ignore",), "no class of the dataset would be left"))
+        return found
+
+    def mapped_names(self, names: Sequence[str]) -> list[str]:
+        """The class names after the mapping, in the order of `names` (the dataset's); a new
+        class stands where its first source does."""
+        sources, ignored = self.sources(), set(self.ignore)
+        out: dict[str, None] = {}
+        for name in names:
+            if name not in ignored:
+                out.setdefault(sources.get(name, name), None)
+        return list(out)
+
+
 class DataSpec(_Spec):
     """Where the dataset is and how images are fed to the models."""
 
@@ -167,6 +326,10 @@ class DataSpec(_Spec):
     )
     tile: TileSpec | None = Field(
         None, description="train on chips of the full images, evaluate sliced (large images)"
+    )
+    classes: ClassMapSpec | None = Field(
+        None,
+        description="merge or ignore the dataset's classes for this job (the upload is kept)",
     )
 
     @model_validator(mode="after")
@@ -376,6 +539,10 @@ class ScheduleSpec(_Spec):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
+HASH_SKIPS_NONE: tuple[tuple[str, str], ...] = (("data", "classes"),)
+"""(section, field) added after hashes were stored: out of `JobSpec.spec_hash` while None."""
+
+
 class JobSpec(_Spec):
     """One job: train a teacher, distil a student, or evaluate a model."""
 
@@ -427,8 +594,17 @@ class JobSpec(_Spec):
         return self
 
     def spec_hash(self) -> str:
-        """A stable short hash of the spec, for provenance."""
-        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        """A stable short hash of the spec, for provenance.
+
+        Fields of HASH_SKIPS_NONE are left out while None, so that a spec that does not use
+        them keeps the hash it had before they existed (stored jobs, the study's caches).
+        """
+        dumped = self.model_dump(mode="json")
+        for section, name in HASH_SKIPS_NONE:
+            part = dumped.get(section)
+            if isinstance(part, dict) and part.get(name, 0) is None:
+                del part[name]
+        payload = json.dumps(dumped, sort_keys=True).encode()
         return hashlib.sha256(payload).hexdigest()[:16]
 
 

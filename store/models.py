@@ -34,6 +34,7 @@ TRIAL_STATES = ("running", "complete", "pruned", "failed")
 ARTIFACT_KINDS = (
     "student_safetensors",
     "student_onnx",
+    "student_onnx_detections",
     "teacher_safetensors",
     "report",
     "metrics",

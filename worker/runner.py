@@ -13,7 +13,7 @@ from typing import Any, Literal
 from core.engine.checkpoint import load_checkpoint
 from core.engine.hooks import HookBase, MetricSinkHook, TrainingCanceled
 from core.pipeline.run import run_job as run_core_job
-from core.spec import JobSpec
+from core.spec import ClassMapSpec, JobSpec
 from store import repositories as repo
 from store.blob_keys import job_artifact_key, job_teacher_key
 from store.db import session_scope
@@ -164,9 +164,7 @@ def _backbone_path(ctx: WorkerContext, job: ClaimedJob, section: str, backbone_i
         if backbone is None or backbone.team_id != job.team_id:
             raise JobInputError(f"{field}: backbone {backbone_id} does not exist (deleted?)")
         if backbone.status != "ready":
-            raise JobInputError(
-                f"{field}: backbone {backbone_id} is {backbone.status}, not ready"
-            )
+            raise JobInputError(f"{field}: backbone {backbone_id} is {backbone.status}, not ready")
         return str(backbone_file(ctx, backbone))
 
 
@@ -184,10 +182,13 @@ def prepare_spec(ctx: WorkerContext, job: ClaimedJob) -> JobSpec:
     )
     update: dict[str, Any] = {"data": data}
     classes = _num_classes({}, dataset.statistics)
+    if spec.data.classes is not None:
+        classes = _mapped_num_classes(spec.data.classes, dataset.statistics)
     if teacher is not None and teacher.num_classes and classes and teacher.num_classes != classes:
+        mapped = " under data.classes" if spec.data.classes is not None else ""
         raise JobInputError(
             f"teacher.teacher_id: teacher {teacher.id} predicts {teacher.num_classes - 1} "
-            f"categories but dataset {dataset.id} has {classes - 1}"
+            f"categories but dataset {dataset.id} has {classes - 1}{mapped}"
         )
     if teacher is not None and spec.teacher is not None:
         # The row's architecture is the one its checkpoint was validated against.
@@ -274,6 +275,20 @@ def _num_classes(metrics: dict[str, Any], statistics: dict[str, Any] | None) -> 
     if isinstance(categories, list | dict):
         return len(categories) + 1
     return None
+
+
+def _mapped_num_classes(classes: ClassMapSpec, statistics: dict[str, Any] | None) -> int | None:
+    """K + 1 under the spec's `data.classes`, from the class names the dataset's statistics
+    count (None if they name none); JobInputError if the mapping does not fit them."""
+    from core.data.class_map import mapping_error
+
+    names = [str(name) for name in (statistics or {}).get("boxes_per_class") or {}]
+    if not names:
+        return None  # the run checks the mapping when it opens the dataset
+    problems = classes.problems(names)
+    if problems:
+        raise JobInputError(str(mapping_error(problems, names)))
+    return len(classes.mapped_names(names)) + 1
 
 
 def _register_teacher(

@@ -72,8 +72,17 @@ def _machine(ctx: StudyContext) -> str:
     return format_machine(ctx.machine).removeprefix("machine: ")
 
 
+def _scored_split(ctx: StudyContext) -> str:
+    """`test split (200 images)`: the split every model is scored on, with its image count
+    where the tracks' counts agree (the VOC track holds the same images)."""
+    counts = {c[ctx.split]["images"] for c in ctx.data_counts.values() if ctx.split in c}
+    if len(counts) != 1:
+        return f"{ctx.split} split"
+    return f"{ctx.split} split ({counts.pop()} images)"
+
+
 def _provenance(ctx: StudyContext) -> str:
-    return f"_Scale `{ctx.scale.name}`, {ctx.split} split, {_machine(ctx)}._"
+    return f"_Scale `{ctx.scale.name}`, {_scored_split(ctx)}, {_machine(ctx)}._"
 
 
 def verdict_section(records: Sequence[RunRecord], ctx: StudyContext) -> list[str]:

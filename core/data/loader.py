@@ -16,6 +16,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from core.data.archive import is_archive, safe_extract
+from core.data.class_map import apply_class_map
 from core.data.coco import read_coco
 from core.data.dataset_warnings import dataset_warnings
 from core.data.issues import DatasetError, DatasetWarning
@@ -360,6 +361,9 @@ def build_loaders(
 ) -> tuple[BatchLoader, BatchLoader, DatasetInfo]:
     """(train loader, val loader, info) for a job's data section; loaders yield `Batch`.
 
+    The classes are those of `data.classes` when it is set (core.data.class_map): training,
+    the val ground truth, the warnings and `info.categories` all see the mapped ones.
+
     With `distributed`, the train loader shards with a DistributedSampler (call
     `loader.sampler.set_epoch(epoch)`); the val loader is never sharded, so any one rank can
     evaluate on the whole val split.
@@ -367,6 +371,7 @@ def build_loaders(
     if data.path is None:
         raise ValueError("data.path is not set (the worker resolves data.dataset_id to a path)")
     source = open_dataset(Path(data.path), format=data.format, voc_coordinates=data.voc_coordinates)
+    source = apply_class_map(source, data.classes)  # data.classes: merged, ignored categories
     train, val = resolve_splits(source, data)
     if not train.coco.get("images"):
         raise DatasetError(f"{Path(data.path).name}: the train split has no image")

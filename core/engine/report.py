@@ -78,6 +78,42 @@ def accuracy_table(rows: Sequence[tuple[str, dict[str, Any] | None]]) -> list[st
     return lines
 
 
+def evaluated_images(metrics: dict[str, Any]) -> int | None:
+    """How many images the val figures come from: `evaluation.images`, or in metrics written
+    before it `dataset.val_images` (the same count, after data.max_val_images); None if
+    neither is there."""
+    for section, key in (("evaluation", "images"), ("dataset", "val_images")):
+        value = (metrics.get(section) or {}).get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def _images_text(count: int, *, full: bool = False) -> str:
+    noun = "image" if count == 1 else "images"
+    return f"{count} {'full ' if full else ''}{noun}"
+
+
+def evaluation_line(metrics: dict[str, Any], spec: JobSpec) -> str:
+    """The sentence above the accuracy table: the split, how many of its images and how they
+    were scored (letterboxed, or sliced with the tile grid); the spec stands in for metrics
+    without an `evaluation` record."""
+    evaluation = metrics.get("evaluation") or {}
+    split = evaluation.get("split", spec.data.val_split)
+    count = evaluated_images(metrics)
+    if evaluation.get("mode") == "sliced":
+        images = "the full images" if count is None else _images_text(count, full=True)
+        whole = ", with the whole image" if evaluation.get("full_image") else ""
+        return (
+            f"Evaluated on the `{split}` split: {images} by sliced inference: tiles of "
+            f"{evaluation.get('tile_size')} px, overlap {evaluation.get('overlap')}, merged "
+            f"{evaluation.get('merge')}{whole} (data.tile)."
+        )
+    size = evaluation.get("image_size", spec.data.image_size)
+    images = "" if count is None else f": {_images_text(count)}"
+    return f"Evaluated on the `{split}` split{images}, letterboxed to {size} px."
+
+
 def diagnosis_lines(metrics: dict[str, Any]) -> list[str]:
     """Markdown lines of the distillation diagnosis: level pairs, gradient norms, absorption."""
     lines: list[str] = []
@@ -150,6 +186,26 @@ def picture_lines(path: Path, pictures: Sequence[Path]) -> list[str]:
     return lines
 
 
+def export_lines(export: dict[str, Any] | None) -> list[str]:
+    """The ONNX exports' parity with PyTorch: student.onnx, student_detections.onnx (or why
+    there is none)."""
+    if not export:
+        return []
+    lines = [""]
+    diff = export.get("onnx_max_abs_diff")
+    if diff is not None:
+        lines.append(f"ONNX export: onnxruntime vs PyTorch max |diff| = {diff:.2e}.")
+    if export.get("detections_max_abs_diff") is not None:
+        lines.append(
+            "ONNX export with post-processing (`student_detections.onnx`: boxes, scores, "
+            f"labels): max |diff| = {export['detections_max_abs_diff']:.2e} over "
+            f"{export.get('detections_checked', '?')} detections of a val image."
+        )
+    elif export.get("detections_error"):
+        lines.append(f"No ONNX export with post-processing: {export['detections_error']}")
+    return lines
+
+
 def write_report(
     path: Path, *, spec: JobSpec, metrics: dict[str, Any], pictures: Sequence[Path] = ()
 ) -> Path:
@@ -164,15 +220,7 @@ def write_report(
         enabled = "on" if spec.distill.enabled else "off"
         lines.append(f"Distillation: {enabled}, lambda_KD = {spec.distill.lambda_kd}.")
     lines += ["", "## Accuracy (COCO, %; n/a: no such objects in the ground truth)", ""]
-    evaluation = metrics.get("evaluation") or {}
-    if evaluation.get("mode") == "sliced":
-        lines += [
-            f"On the full `{evaluation['split']}` images by sliced inference: tiles of "
-            f"{evaluation['tile_size']} px, overlap {evaluation['overlap']}, merged "
-            f"{evaluation['merge']}{', with the whole image' if evaluation['full_image'] else ''}"
-            f" (data.tile).",
-            "",
-        ]
+    lines += [evaluation_line(metrics, spec), ""]
     rows = [("teacher", metrics.get("teacher")), ("student", metrics.get("student"))]
     lines += accuracy_table(rows)
     efficiency = metrics.get("efficiency") or {}
@@ -198,9 +246,7 @@ def write_report(
         lines += ["", "## AP per class (%)", "", "| class | AP |", "|---|---|"]
         lines += [f"| {name} | {_ap(value)} |" for name, value in per_class.items()]
     lines += diagnosis_lines(metrics)
-    if "export" in metrics:
-        diff = metrics["export"].get("onnx_max_abs_diff")
-        lines += ["", f"ONNX export: onnxruntime vs PyTorch max |diff| = {diff:.2e}."]
+    lines += export_lines(metrics.get("export"))
     lines += picture_lines(path, pictures)
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -8,7 +8,7 @@ import copy
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import onnx
@@ -18,17 +18,28 @@ from torch import nn
 from core.export.metadata import detector_metadata
 from core.export.weights import metadata_strings
 from core.models.detectors import Detector
+from core.predict.metadata import (
+    DENSE_OUTPUTS,
+    DETECTION_OUTPUTS,
+    DETECTIONS_OUTPUTS,
+    OUTPUT_KIND_KEY,
+)
 
 ONNX_OPSET = 17
 DEFAULT_TOLERANCE = 1e-3
 """Largest absolute difference allowed between onnxruntime's and PyTorch's outputs."""
 
-DETECTION_OUTPUTS = ("boxes", "scores", "labels")
-"""Outputs of the post-processed export: (D, 4) x1 y1 x2 y2 in model pixels, (D,), (D,) 1..K."""
-
 
 class OnnxParityError(RuntimeError):
     """The exported model's outputs differ from PyTorch's by more than the tolerance."""
+
+
+class DetectionsParity(NamedTuple):
+    """The check of a detections export: the largest |onnxruntime - PyTorch| over boxes,
+    scores and labels, and how many detections the check image gave (0 proves little)."""
+
+    max_abs_diff: float
+    detections: int
 
 
 class DetectionOutputs(nn.Module):
@@ -53,14 +64,20 @@ def write_metadata(path: Path, metadata: Mapping[str, Any]) -> None:
 
 
 def _describe(
-    path: Path, detector: nn.Module, metadata: Mapping[str, Any] | None, outputs: list[str]
+    path: Path,
+    detector: nn.Module,
+    metadata: Mapping[str, Any] | None,
+    outputs: list[str],
+    *,
+    kind: str,
 ) -> None:
     """Write `metadata_props` when `metadata` is given: the detector's own description
-    (core/export/metadata.py), then `metadata`, then the names of the ONNX's outputs."""
+    (core/export/metadata.py), then `metadata`, then the ONNX's output names and their kind
+    (`onnx_output_kind`: dense head outputs or detections)."""
     if metadata is None:
         return
     described = detector_metadata(detector) if isinstance(detector, Detector) else {}
-    write_metadata(path, {**described, **metadata, "onnx_outputs": outputs})
+    write_metadata(path, {**described, **metadata, "onnx_outputs": outputs, OUTPUT_KIND_KEY: kind})
 
 
 class RawOutputs(nn.Module):
@@ -114,7 +131,7 @@ def export_onnx(
             output_names=names,
             do_constant_folding=True,
         )
-    _describe(path, detector, metadata, names)
+    _describe(path, detector, metadata, names, kind=DENSE_OUTPUTS)
     diff = onnx_parity(path, images, [reference[name] for name in names])
     if not diff <= tolerance:
         raise OnnxParityError(
@@ -131,17 +148,26 @@ def export_onnx_detections(
     tolerance: float = DEFAULT_TOLERANCE,
     seed: int = 0,
     metadata: Mapping[str, Any] | None = None,
-) -> float:
+    images: torch.Tensor | None = None,
+) -> DetectionsParity:
     """Export the detector with its post-processing inside: (1, 3, S, S) images in, outputs
     `boxes`, `scores`, `labels` (torchvision's NMS as ONNX NonMaxSuppression) out; the score
-    threshold and detection cap are the detector's at export; `metadata` as in `export_onnx`.
-    Returns the parity diff (boxes, scores, labels) on a random image; OnnxParityError when
-    onnxruntime finds other detections."""
+    threshold and detection cap are the detector's at export; `metadata` as in `export_onnx`
+    (plus `onnx_output_kind: detections`). Returns the parity (boxes, scores, labels) on
+    `images` (one (1, 3, S, S) image in [0, 1], e.g. a val image), else on a random image;
+    OnnxParityError when onnxruntime finds other detections."""
     path.parent.mkdir(parents=True, exist_ok=True)
     detector = copy.deepcopy(detector).cpu().eval()
     wrapper = DetectionOutputs(detector).eval()
-    generator = torch.Generator().manual_seed(seed)
-    images = torch.rand(1, 3, image_size, image_size, generator=generator)
+    if images is None:
+        generator = torch.Generator().manual_seed(seed)
+        images = torch.rand(1, 3, image_size, image_size, generator=generator)
+    elif tuple(images.shape) != (1, 3, image_size, image_size):
+        raise ValueError(
+            f"images: the export takes one (1, 3, {image_size}, {image_size}) image, "
+            f"got {tuple(images.shape)}"
+        )
+    images = images.detach().float().cpu()
     with torch.inference_mode():
         reference = list(wrapper(images))
     with warnings.catch_warnings():
@@ -157,13 +183,13 @@ def export_onnx_detections(
             dynamic_axes={name: {0: "detections"} for name in DETECTION_OUTPUTS},
             do_constant_folding=True,
         )
-    _describe(path, detector, metadata, list(DETECTION_OUTPUTS))
+    _describe(path, detector, metadata, list(DETECTION_OUTPUTS), kind=DETECTIONS_OUTPUTS)
     diff = onnx_parity(path, images, reference)
     if not diff <= tolerance:
         raise OnnxParityError(
             f"{path}: onnxruntime differs from PyTorch by {diff:.3g} > {tolerance}"
         )
-    return diff
+    return DetectionsParity(max_abs_diff=diff, detections=len(reference[1]))
 
 
 def onnx_parity(path: Path, images: torch.Tensor, expected: list[torch.Tensor]) -> float:

@@ -105,12 +105,14 @@ class RunContext:
         return SliceOptions(size=tile.size, overlap=tile.overlap, full_image=tile.full_image)
 
     def evaluation_mode(self) -> dict[str, Any]:
-        """How the val figures were made (metrics.json `evaluation`): whole letterboxed
-        images, or sliced inference on the full images with the tile grid."""
+        """How the val figures were made (metrics.json `evaluation`): the split and how many
+        of its images (after data.max_val_images), whole letterboxed images or sliced
+        inference on the full images with the tile grid."""
         data = self.spec.data
         mode: dict[str, Any] = {
             "mode": "whole" if data.tile is None else "sliced",
             "split": data.val_split,
+            "images": self.info.val_images,
             "image_size": data.image_size,
         }
         if data.tile is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,19 @@ from core.evaluation.efficiency import efficiency_ratios, efficiency_report
 from core.evaluation.pictures import small_object_samples
 from core.explain.pictures import gradcam_pictures
 from core.export.metadata import categories_metadata, detector_metadata
+from core.export.onnx import export_onnx_detections
 from core.export.weights import file_checksum
 from core.models.detectors import Detector
 from core.pipeline.context import STUDENT_FORMAT, ArtifactFile, JobResult, RunContext, log
 
 EXPLAINED_IMAGES = 4
 """Val images (those with the most small objects) the Grad-CAM and box pictures show."""
+
+DETECTIONS_ONNX = "student_detections.onnx"
+"""The student exported with its post-processing inside (outputs boxes, scores, labels)."""
+
+EXPORT_ERROR_CHARS = 500
+"""Longest export failure message kept in metrics.json."""
 
 
 def efficiency_of(
@@ -95,6 +103,35 @@ def provenance(
         if checkpoint and Path(checkpoint).is_file():
             metadata["teacher_checksum"] = "sha256:" + file_checksum(Path(checkpoint))
     return metadata
+
+
+def export_detections(
+    run: RunContext, student: Detector, metadata: dict[str, Any]
+) -> tuple[dict[str, Any], list[ArtifactFile]]:
+    """`student_detections.onnx` (batch 1, post-processing inside, `metadata` embedded) and its
+    onnxruntime-vs-PyTorch parity on the first val image, as metrics.json `export` figures;
+    when the export fails (a tracing limit, a parity miss) the reason instead, no file, and
+    the job goes on."""
+    path = run.out / DETECTIONS_ONNX
+    sample = next(iter(run.val_loader), None)
+    images = sample.images[:1] if sample is not None and len(sample.images) else None
+    log.info("exporting the student with its post-processing to ONNX")
+    started = time.perf_counter()
+    try:
+        parity = export_onnx_detections(
+            student, path, image_size=run.spec.data.image_size, metadata=metadata, images=images
+        )
+    except Exception as err:  # whatever the exporter raises: the dense student.onnx stands
+        path.unlink(missing_ok=True)
+        reason = f"{type(err).__name__}: {err}"[:EXPORT_ERROR_CHARS]
+        log.warning("no %s: %s", path.name, reason)
+        return {"detections_error": reason}, []
+    figures = {
+        "detections_max_abs_diff": parity.max_abs_diff,
+        "detections_checked": parity.detections,
+        "detections_seconds": round(time.perf_counter() - started, 2),
+    }
+    return figures, [ArtifactFile("student_onnx_detections", path)]
 
 
 def explanation_pictures(

@@ -25,6 +25,7 @@ from core.pipeline.context import (
 from core.pipeline.outputs import (
     efficiency_of,
     explanation_pictures,
+    export_detections,
     finish,
     job_metrics,
     provenance,
@@ -180,15 +181,13 @@ def distill_job(run: RunContext, teacher_cache: dict[str, Any] | None) -> JobRes
         return JobResult(metrics={})
     metrics_student = run.last_eval or run.evaluate(student)
     artifacts: list[ArtifactFile] = []
+    metadata = provenance(run, student, metrics_student, role=STUDENT_FORMAT)
     onnx_path = run.out / "student.onnx"
     log.info("exporting the student to ONNX")
-    onnx_diff = export_onnx(
-        student,
-        onnx_path,
-        image_size=spec.data.image_size,
-        metadata=provenance(run, student, metrics_student, role=STUDENT_FORMAT),
-    )
+    onnx_diff = export_onnx(student, onnx_path, image_size=spec.data.image_size, metadata=metadata)
     artifacts.append(ArtifactFile("student_onnx", onnx_path))
+    detections_figures, detections_files = export_detections(run, student, metadata)
+    artifacts.extend(detections_files)
     eff_student = efficiency_of(run, student, onnx_path=onnx_path)
     metrics_teacher = eff_teacher = None
     if teacher is not None:
@@ -200,9 +199,8 @@ def distill_job(run: RunContext, teacher_cache: dict[str, Any] | None) -> JobRes
         metrics_teacher, eff_teacher = cache["metrics"], cache["efficiency"]
     metrics = job_metrics(run, student=metrics_student, teacher=metrics_teacher,
                        eff_student=eff_student, eff_teacher=eff_teacher)  # fmt: skip
-    metrics["export"] = {"onnx_max_abs_diff": onnx_diff}
+    metrics["export"] = {"onnx_max_abs_diff": onnx_diff, **detections_figures}
     metrics.update(diagnosis)
-    metadata = provenance(run, student, metrics_student, role=STUDENT_FORMAT)
     weights = save_safetensors(
         run.out / "student.safetensors", student.state_dict(), metadata=metadata
     )

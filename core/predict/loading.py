@@ -1,4 +1,5 @@
-"""Any model file to a Predictor: a student's .safetensors (PyTorch) or .onnx (onnxruntime)."""
+"""Any model file to a Predictor: a student's .safetensors (PyTorch) or .onnx (onnxruntime:
+dense outputs post-processed in numpy, or a detections ONNX's own boxes, scores, labels)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from core.predict.predictor import Predictor
 from core.predict.torch_model import TorchPredictor
 
 MODEL_SUFFIXES = (".safetensors", ".onnx")
+DETECTIONS_STEM = "_detections"
+"""How a job names its detections ONNX beside the student: student_detections.onnx."""
 
 
 def resolve_device(choice: str) -> torch.device:
@@ -30,7 +33,9 @@ def load_predictor(model: Path, *, meta: Path | None = None, device: str = "cpu"
     """The predictor of a model file; an ONNX's metadata from `meta`, itself, or beside it.
 
     Beside it means `<stem>.safetensors` or `<stem>.json` in the ONNX's folder (a job's
-    output folder holds student.onnx and student.safetensors).
+    output folder holds student.onnx and student.safetensors), and for `<name>_detections.onnx`
+    also `<name>.safetensors`. Whether the ONNX outputs detections (student_detections.onnx)
+    or dense outputs is read from the file itself.
     """
     suffix = model.suffix.lower()
     if suffix not in MODEL_SUFFIXES:
@@ -43,4 +48,6 @@ def load_predictor(model: Path, *, meta: Path | None = None, device: str = "cpu"
         return TorchPredictor.from_safetensors(model, device=resolve_device(device))
     given = load_meta_file(meta) if meta is not None else None
     sidecars = [model.with_suffix(".safetensors"), model.with_suffix(".json")]
+    if model.stem.endswith(DETECTIONS_STEM) and len(model.stem) > len(DETECTIONS_STEM):
+        sidecars.append(model.with_name(model.stem[: -len(DETECTIONS_STEM)] + ".safetensors"))
     return OnnxPredictor(model, meta=given, sidecars=sidecars)

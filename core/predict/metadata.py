@@ -43,6 +43,19 @@ NMS_THRESHOLDS: dict[Family, float] = {"retinanet": 0.5, "fcos": 0.6}
 SAFETENSORS_HEADER_MAX = 100 * 1024 * 1024
 """Largest safetensors header read (the format's own limit)."""
 
+OUTPUT_KIND_KEY = "onnx_output_kind"
+"""The ONNX metadata key saying what the model outputs: DENSE_OUTPUTS or DETECTIONS_OUTPUTS."""
+
+DENSE_OUTPUTS = "dense"
+"""The dense head outputs (`cls_logits`, `bbox_regression`, ...): predict post-processes them."""
+
+DETECTIONS_OUTPUTS = "detections"
+"""Post-processed detections (`DETECTION_OUTPUTS`): predict takes them as they are."""
+
+DETECTION_OUTPUTS = ("boxes", "scores", "labels")
+"""Outputs of the post-processed export, batch 1: (D, 4) x1 y1 x2 y2 in model pixels (the
+letterboxed input), (D,) scores best first, (D,) int64 labels 1..K (label i is categories[i-1])."""
+
 
 @dataclass(frozen=True)
 class Category:

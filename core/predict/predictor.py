@@ -1,4 +1,5 @@
-"""The predict step every model file shares: letterbox, dense outputs, post-processing, back."""
+"""The predict step every model file shares: letterbox, detections in model pixels (dense
+outputs post-processed, or an ONNX's own detections), back to the image's pixels."""
 
 from __future__ import annotations
 
@@ -37,10 +38,15 @@ class Predictor(ABC):
     def predict(self, image: Image.Image, options: PostprocessOptions) -> Detections:
         """Detections of the whole image, letterboxed to the model's input size."""
         boxed = letterbox(image, self.meta.image_size, pad_value=self.meta.pad_value)
-        outputs = self.raw_outputs(boxed.batch)
-        self.postprocess.check(outputs, source=self.source)
-        found = self.postprocess(outputs, options)
+        found = self.model_detections(boxed.batch, options)
         return found.scaled(boxed.scale, boxed.pad).clipped(image.width, image.height)
+
+    def model_detections(self, batch: np.ndarray, options: PostprocessOptions) -> Detections:
+        """Detections of a letterboxed (1, 3, S, S) batch in model pixels: the dense outputs,
+        post-processed (a model with its post-processing inside overrides this)."""
+        outputs = self.raw_outputs(batch)
+        self.postprocess.check(outputs, source=self.source)
+        return self.postprocess(outputs, options)
 
     def detect(
         self,

@@ -78,6 +78,8 @@ def test_report_says_met_when_hkd_clearly_wins(tmp_path: Path) -> None:
     assert "74%" in text
     assert "25.0 ± 1.0" in text
     assert "n/a" in text  # AP_large of -1 is not applicable, not zero
+    # Every table's header line names the scored split and its image count.
+    assert "_Scale `cpu`, test split (100 images), " in text
 
 
 def test_report_says_not_met_within_seed_spread(tmp_path: Path) -> None:

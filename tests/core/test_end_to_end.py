@@ -15,6 +15,8 @@ from core.data.synthetic import generate_synthetic
 from core.engine.hooks import ListSink, MetricSinkHook
 from core.export.weights import decode_metadata, load_safetensors
 from core.pipeline.run import run_job
+from core.predict.loading import load_predictor
+from core.predict.onnx_model import OnnxPredictor
 from core.spec import JobSpec
 
 SCHEDULE = {"epochs": 1, "max_steps_per_epoch": 2, "warmup_steps": 1, "device": "cpu"}
@@ -85,7 +87,7 @@ def test_teacher_then_distill_then_resume_and_evaluate(
     result = run_job(spec, out, hooks=[MetricSinkHook(sink)], on_checkpoint=checkpoints.append)
     kinds = sorted({a.kind for a in result.artifacts})
     assert kinds == ["checkpoint", "metrics", "picture", "report", "student_onnx",
-                     "student_safetensors"]  # fmt: skip
+                     "student_onnx_detections", "student_safetensors"]  # fmt: skip
     assert all(a.path.is_file() for a in result.artifacts)
     assert checkpoints == [out / "checkpoints" / "last.pt"] * 2  # distill epoch, finetune epoch
     names = {name for _, _, values in sink.records for name in values}
@@ -100,7 +102,14 @@ def test_teacher_then_distill_then_resume_and_evaluate(
     assert eff["student"]["params"] < eff["teacher"]["params"]
     assert 0 < eff["ratios"]["params"] < 1
     assert metrics["export"]["onnx_max_abs_diff"] < 1e-3
-    assert "| student |" in (out / "report.md").read_text()
+    # The export with the post-processing inside, checked on a val image, read by predict.
+    assert metrics["export"]["detections_max_abs_diff"] < 1e-3
+    assert metrics["export"]["detections_checked"] >= 0
+    report = (out / "report.md").read_text()
+    assert "| student |" in report and "`student_detections.onnx`" in report
+    inside = load_predictor(out / "student_detections.onnx")
+    assert isinstance(inside, OnnxPredictor) and inside.detections_inside
+    assert inside.meta == load_predictor(out / "student.safetensors").meta
 
     tensors, raw = load_safetensors(out / "student.safetensors")
     provenance = decode_metadata(raw)

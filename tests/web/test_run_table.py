@@ -29,7 +29,13 @@ AP_TEXT = re.compile(r"^(\d+\.\d %|n/a|—)†?$")
 """Every AP figure on every page: percent with one decimal, or why there is none."""
 
 
-def _metrics(ap_small: float, *, latency: float) -> dict[str, Any]:
+WHOLE_VAL = {"mode": "whole", "split": "val", "images": 12, "image_size": 128}
+"""metrics.json `evaluation` of a letterboxed job; jobs seeded without it read as older ones."""
+
+
+def _metrics(
+    ap_small: float, *, latency: float, evaluation: dict[str, Any] | None = None
+) -> dict[str, Any]:
     student = {
         "AP": ap_small + 0.1,
         "AP50": ap_small + 0.2,
@@ -40,7 +46,9 @@ def _metrics(ap_small: float, *, latency: float) -> dict[str, Any]:
         "per_class": {"car": ap_small + 0.1, "pedestrian": ap_small},
     }
     efficiency = {"params": 2_000_000, "gflops": 3.0, "latency_ms": latency, "device": "cpu"}
+    extra = {"evaluation": evaluation} if evaluation is not None else {}
     return {
+        **extra,
         "kind": "distill",
         "student": student,
         "teacher": {**student, "AP": 0.5, "AP_small": 0.3},
@@ -68,6 +76,7 @@ def seeded(distillery: WebPlatform) -> dict[str, int]:
     blobs = make_blob_store(distillery.settings)
     ids: dict[str, int] = {}
     spec = {"kind": "distill", "data": {"dataset_id": 999}, "schedule": {"epochs": 1}}
+    evaluations = {"rt-high": WHOLE_VAL}
     with session_scope(sessions) as s:
         for name, small, ms in (
             ("rt-low", 0.02, 30.0),
@@ -87,7 +96,10 @@ def seeded(distillery: WebPlatform) -> dict[str, int]:
                 update(Job)
                 .where(Job.id == job.id)
                 .values(
-                    state="succeeded", metrics=_metrics(small, latency=ms), finished_at=utcnow()
+                    state="succeeded",
+                    # rt-high as metrics.json is written now; the others as older jobs' are.
+                    metrics=_metrics(small, latency=ms, evaluation=evaluations.get(name)),
+                    finished_at=utcnow(),
                 )
             )
             ids[name] = job.id
@@ -226,7 +238,11 @@ def test_job_page_units_latency_onnx_and_per_class_ap(
         "title"
     )
     assert title is not None and "no object of this size" in title
-    expect(page.locator("#evaluated-on")).to_contain_text("12 val images")
+    # Which split and how many images the figures come from, and how they were scored.
+    evaluated = page.locator("#evaluated-on")
+    expect(evaluated.locator(".eval-caption")).to_have_text("val · 12 images")
+    expect(evaluated).to_contain_text("letterboxed to 128 px")
+    expect(evaluated).to_contain_text("trained on 40 images")
     latency = page.locator('#efficiency-table tr[data-row="latency"]')
     expect(latency).to_contain_text("cpu")
     expect(latency).to_contain_text("spread not measured")  # an older job: one median
@@ -301,6 +317,10 @@ def test_compare_stars_only_real_leads_and_lists_only_real_differences(
         index = latency_col.evaluate("th => th.cellIndex")
         stars = page.locator(f"#compare-metrics tbody tr td:nth-child({index + 1})[data-best]")
         expect(stars).to_have_count(0)
+    # Each job's split and image count: rt-low's older metrics carry the count in `dataset`.
+    captions = table.locator("tbody tr td.eval-caption")
+    expect(captions).to_have_text(["val · 12 images", "val · 12 images"])
+    expect(page.locator("#compare-evaluations-differ")).to_have_count(0)
     # Same stored spec (defaults filled on both sides): nothing differs.
     expect(page.locator("#spec-diff")).to_have_count(0)
     expect(page.locator("#spec-hashes")).to_contain_text("hashlow")
@@ -391,6 +411,10 @@ def _pr_curve() -> dict[str, Any]:
     return {"iou": 0.5, "recall": recall, "all": mean, "per_class": {"car": car, "walker": walker}}
 
 
+SLICED_TEST = {"mode": "sliced", "split": "test", "images": 3, "image_size": 64, "tile_size": 64,
+               "overlap": 0.25, "full_image": True, "merge": "nmm (ios > 0.5)"}  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def insights(distillery: WebPlatform) -> dict[str, int]:
     """Two jobs with latency spreads (PyTorch ranges overlap, ONNX ones do not), staged
@@ -405,8 +429,9 @@ def insights(distillery: WebPlatform) -> dict[str, int]:
             "ins-fast": _spread(10.0, 9.0, 11.0, onnx=(5.0, 4.8, 5.2)),
             "ins-slow": _spread(12.0, 10.5, 13.0, onnx=(8.0, 7.5, 8.5)),
         }
+        evaluations = {"ins-fast": WHOLE_VAL, "ins-slow": SLICED_TEST}
         for name, efficiency in efficiencies.items():
-            metrics = _metrics(0.1, latency=efficiency["latency_ms"])
+            metrics = _metrics(0.1, latency=efficiency["latency_ms"], evaluation=evaluations[name])
             metrics["efficiency"]["student"] = efficiency
             metrics["student"]["pr_curve"] = _pr_curve()
             job = repo.create_job(
@@ -477,6 +502,11 @@ def test_compare_gives_no_latency_star_when_the_spreads_overlap(
     assert stars("efficiency/student/latency_ms") == ["", ""]
     # ONNX Runtime: 4.8-5.2 ms against 7.5-8.5 ms: a real lead, starred.
     assert stars("efficiency/student/onnx_latency_ms") == ["true", ""]
+    # Scored on different splits and counts: each row says which, and a warning says so.
+    expect(table.locator("tbody tr td.eval-caption")).to_have_text(
+        ["val · 12 images", "test · 3 images · sliced"]
+    )
+    expect(page.locator("#compare-evaluations-differ")).to_contain_text("not directly comparable")
     row = table.locator(f'tr[data-job-id="{fast}"]')
     expect(row).to_contain_text("10 ± 1 ms")
     expect(row).to_contain_text("n = 10, cpu (2 threads)")

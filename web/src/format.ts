@@ -161,3 +161,28 @@ export function archLabel(arch: string | null | undefined): string {
   }
   return out.join(" ") + (arch.startsWith("torchvision_") ? " (tv)" : "");
 }
+
+/** The split and how many of its images a job's AP comes from. */
+export interface EvaluatedOn {
+  split: string;
+  images: number | null;
+  sliced: boolean;
+  /** "val · 40 images" ("val · 40 images · sliced"); the count only where the metrics have it. */
+  caption: string;
+}
+
+/** From metrics.json's `evaluation`; in older metrics the count is `dataset.val_images` (the
+ * same number) and the split the spec's `data.val_split` (core/spec.py's default "val" where
+ * the spec leaves it out). Null when the metrics say nothing of the evaluated images. */
+export function evaluatedOn(job: Pick<Job, "metrics" | "spec">): EvaluatedOn | null {
+  const m = job.metrics;
+  const e = m?.evaluation ?? null;
+  const count = [e?.images, m?.dataset?.val_images].find((v) => typeof v === "number" && Number.isInteger(v));
+  const images = count ?? null;
+  if (!e && images === null) return null;
+  const specSplit = job.spec?.data?.val_split;
+  const split = typeof e?.split === "string" && e.split ? e.split : typeof specSplit === "string" && specSplit ? specSplit : "val";
+  const sliced = e?.mode === "sliced";
+  const parts = [split, images === null ? null : `${images} ${images === 1 ? "image" : "images"}`, sliced ? "sliced" : null];
+  return { split, images, sliced, caption: parts.filter((p) => p !== null).join(" · ") };
+}

@@ -72,6 +72,18 @@ export interface ModelEfficiency {
   onnx_device?: string;
 }
 
+/** metrics.json `evaluation`: the split, how many of its images, whole or sliced. */
+export interface EvaluationMode {
+  mode?: "whole" | "sliced" | string;
+  split?: string;
+  images?: number;
+  image_size?: number;
+  tile_size?: number;
+  overlap?: number;
+  full_image?: boolean;
+  merge?: string;
+}
+
 export interface JobMetrics {
   kind?: string;
   spec_hash?: string;
@@ -84,6 +96,9 @@ export interface JobMetrics {
   } | null;
   /** The ONNX export check: onnxruntime vs PyTorch outputs on one input. */
   export?: { onnx_max_abs_diff?: number | null } | null;
+  /** How the val figures were made (core/pipeline/context.py `evaluation_mode`); `images`
+   * is missing from metrics written before it (dataset.val_images is the same count). */
+  evaluation?: EvaluationMode | null;
   /** What the evaluation ran on. */
   dataset?: { train_images?: number; val_images?: number; categories?: (string | number)[]; val_split?: string } | null;
   [key: string]: unknown;

@@ -104,14 +104,14 @@ def test_a_tiny_tiled_job_is_evaluated_sliced(
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics == json.loads(json.dumps(result.metrics))
     assert metrics["evaluation"] == {
-        "mode": "sliced", "split": "val", "image_size": 64, "tile_size": 64, "overlap": 0.25,
-        "full_image": True, "merge": "nmm (ios > 0.5)",
+        "mode": "sliced", "split": "val", "images": 1, "image_size": 64, "tile_size": 64,
+        "overlap": 0.25, "full_image": True, "merge": "nmm (ios > 0.5)",
     }  # fmt: skip
     assert calls and set(calls) == {64}  # the figures came from sliced inference
     assert set(metrics["teacher"]) >= {"AP", "AP_small", "per_class"}
     assert isinstance(metrics["dataset"]["warnings"], list)
     report = (tmp_path / "out" / "report.md").read_text()
-    assert "sliced inference: tiles of 64 px, overlap 0.25" in report
+    assert "`val` split: 1 full image by sliced inference: tiles of 64 px, overlap 0.25" in report
 
     # Distilling on chips: the teacher-feature cache, keyed by (image id, flipped), is off.
     distill = spec.model_copy(update={"kind": "distill"}).model_dump()

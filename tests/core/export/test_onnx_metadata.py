@@ -72,6 +72,7 @@ def test_a_jobs_onnx_carries_what_predict_reads(tmp_path: Path) -> None:
     assert (props["score_threshold"], props["detections_per_image"]) == (0.07, 30)
     assert (props["topk_candidates"], props["nms_threshold"]) == (1000, 0.5)
     assert props["onnx_outputs"] == ["bbox_regression", "cls_logits"]
+    assert props["onnx_output_kind"] == "dense"
     # Read back by the predictor from the ONNX alone (no sidecar beside it) ...
     predictor = OnnxPredictor(onnx_path)
     meta = predictor.meta
@@ -101,11 +102,12 @@ def test_the_description_follows_the_family(arch: str, score: str, coding: str) 
 def test_the_export_with_post_processing_gives_the_detections(tmp_path: Path) -> None:
     detector = tiny_student()
     path = tmp_path / "student_detections.onnx"
-    diff = export_onnx_detections(detector, path, image_size=64, metadata={"format": "x"})
-    assert diff < 1e-3
+    parity = export_onnx_detections(detector, path, image_size=64, metadata={"format": "x"})
+    assert parity.max_abs_diff < 1e-3 and parity.detections > 0
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [o.name for o in session.get_outputs()] == list(DETECTION_OUTPUTS)
     assert _props(path)["onnx_outputs"] == list(DETECTION_OUTPUTS)
+    assert _props(path)["onnx_output_kind"] == "detections"
     # Another image: the number of detections follows the image, as in PyTorch.
     image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(9))
     with torch.inference_mode():

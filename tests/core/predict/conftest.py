@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from tests.core.predict.students import ExportedStudent, export_student
+from tests.core.predict.students import ExportedStudent, export_detections, export_student
 
 torch.set_num_threads(1)
 
@@ -16,6 +18,12 @@ torch.set_num_threads(1)
 def student(tmp_path_factory: pytest.TempPathFactory) -> ExportedStudent:
     """A RetinaNet student exported like a job exports it (its own folder)."""
     return export_student(tmp_path_factory.mktemp("student"))
+
+
+@pytest.fixture(scope="session")
+def detections_onnx(student: ExportedStudent) -> Path:
+    """The same student's student_detections.onnx (post-processing inside), beside its files."""
+    return export_detections(student)
 
 
 @pytest.fixture

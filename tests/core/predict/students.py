@@ -1,4 +1,5 @@
-"""A tiny student with random weights, exported like a job exports it (safetensors + ONNX).
+"""A tiny student with random weights, exported like a job exports it (safetensors + ONNX,
+and the ONNX with the post-processing inside).
 
 The metadata is written by the pipeline's own `provenance` (core/pipeline/outputs.py), so
 these tests read exactly what a job leaves. The head's weights are redrawn wider than
@@ -15,7 +16,7 @@ from typing import Any
 
 import torch
 
-from core.export.onnx import export_onnx
+from core.export.onnx import export_onnx, export_onnx_detections
 from core.export.weights import save_safetensors
 from core.models.detectors import Detector, build_student
 from core.pipeline.context import STUDENT_FORMAT
@@ -82,3 +83,13 @@ def export_student(out: Path, arch: str = "retinanet_mobilenet_v2_fpn") -> Expor
         out / "student.safetensors", detector.state_dict(), metadata=metadata
     )
     return ExportedStudent(detector, weights, onnx_path, metadata)
+
+
+def export_detections(student: ExportedStudent) -> Path:
+    """student_detections.onnx beside the student's files, with the job's metadata embedded."""
+    path = student.safetensors.with_name("student_detections.onnx")
+    detector = student.detector
+    export_onnx_detections(
+        detector, path, image_size=detector.image_size, metadata=student.metadata
+    )
+    return path

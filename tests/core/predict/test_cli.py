@@ -6,10 +6,13 @@ import json
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image
 
+from cli.client import ClientError
 from cli.main import main as distillery
+from cli.predict import JOB_MODELS, fetch_job_student
 from tests.core.predict.students import ExportedStudent
 
 
@@ -52,22 +55,48 @@ def test_predict_writes_detections_and_pictures(
     assert "detections on 2 images" in capsys.readouterr().out
 
 
-def test_both_model_files_give_the_same_json(
-    student: ExportedStudent, images: list[Path], tmp_path: Path
+def test_every_model_file_gives_the_same_json(
+    student: ExportedStudent, detections_onnx: Path, images: list[Path], tmp_path: Path
 ) -> None:
     outs = []
-    for name, path in (("t", student.safetensors), ("o", student.onnx)):
+    models = (("t", student.safetensors), ("o", student.onnx), ("d", detections_onnx))
+    for name, path in models:
         out = tmp_path / name
         arguments = [str(path), str(images[0].parent), "--out", str(out), "--no-pictures"]
         assert distillery(["predict", *arguments, "--slice", "64", "--overlap", "0.25"]) == 0
         outs.append(_records(out))
         assert not (out / "pictures").exists()
-    torch_records, onnx_records = outs
-    assert len(torch_records) == len(onnx_records) > 0
-    for a, b in zip(torch_records, onnx_records, strict=True):
-        assert (a["image_id"], a["category_id"]) == (b["image_id"], b["category_id"])
-        assert a["bbox"] == pytest.approx(b["bbox"], abs=0.1)
-        assert a["score"] == pytest.approx(b["score"], abs=1e-3)
+    torch_records, *onnx_outs = outs
+    assert len(torch_records) > 0
+    for onnx_records in onnx_outs:
+        assert len(torch_records) == len(onnx_records)
+        for a, b in zip(torch_records, onnx_records, strict=True):
+            assert (a["image_id"], a["category_id"]) == (b["image_id"], b["category_id"])
+            assert a["bbox"] == pytest.approx(b["bbox"], abs=0.1)
+            assert a["score"] == pytest.approx(b["score"], abs=1e-3)
+
+
+def test_a_job_file_is_chosen_by_kind(tmp_path: Path) -> None:
+    artifacts = [
+        {"kind": "student_safetensors", "name": "student.safetensors"},
+        {"kind": "student_onnx_detections", "name": "student_detections.onnx"},
+    ]
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        if request.url.path == "/jobs/3/artifacts":
+            return httpx.Response(200, json={"data": artifacts, "count": 2})
+        return httpx.Response(200, content=b"onnx bytes")
+
+    with httpx.Client(transport=httpx.MockTransport(answer), base_url="http://x") as http:
+        kind = JOB_MODELS["detections-onnx"]
+        path = fetch_job_student(http, 3, tmp_path, kind=kind)
+        assert path == tmp_path / "job-3-student_detections.onnx"
+        assert path.read_bytes() == b"onnx bytes"
+        assert asked[-1] == "/jobs/3/artifacts/student_detections.onnx"
+        with pytest.raises(ClientError, match="job 3 has no student_onnx artifact"):
+            fetch_job_student(http, 3, tmp_path, kind=JOB_MODELS["onnx"])
 
 
 def test_predict_reports_bad_input(
@@ -79,6 +108,9 @@ def test_predict_reports_bad_input(
     assert "nope.png: no such file or folder" in capsys.readouterr().err
     assert distillery(["predict", "job:x", str(images[0]), "--out", out]) == 2
     assert "job:ID" in capsys.readouterr().err
+    assert distillery(["predict", str(student.onnx), str(images[0]), "--out", out,
+                       "--job-model", "onnx"]) == 2  # fmt: skip
+    assert "--job-model goes with a job:ID model" in capsys.readouterr().err
     assert distillery(["predict", str(student.onnx), str(images[0]), "--out", out,
                        "--overlap", "0.3"]) == 2  # fmt: skip
     assert "--overlap and --no-full-image go with --slice" in capsys.readouterr().err

@@ -2,7 +2,7 @@
 import { get } from "../api";
 import { LineChart, PALETTE } from "../charts";
 import { h, replace } from "../dom";
-import { ap, apReason, archLabel, hasSpread, latenciesOverlap, latencyFigure, num, type LatencyFigure } from "../format";
+import { ap, apReason, archLabel, evaluatedOn, hasSpread, latenciesOverlap, latencyFigure, num, type LatencyFigure } from "../format";
 import { href, navigate } from "../router";
 import { loadSpecCatalog } from "../spec";
 import { realDifferences } from "../specfill";
@@ -165,6 +165,19 @@ export function renderCompare(main: HTMLElement, query: URLSearchParams): () => 
       }
       return num(v);
     };
+    // Which split and how many images each job's AP comes from ("val · 40 images").
+    const evaluations = jobs.map((j) => evaluatedOn(j));
+    const evalCell = (i: number) => {
+      const on = evaluations[i];
+      return on
+        ? h("td", { class: "eval-caption", "data-split": on.split, "data-images": on.images }, on.caption)
+        : h("td", { class: "eval-caption muted", title: "this job's metrics do not say" }, "—");
+    };
+    const captions = new Set(evaluations.filter((e) => e !== null).map((e) => e.caption));
+    const evalWarning =
+      captions.size > 1
+        ? h("p", { class: "alert alert-warn", id: "compare-evaluations-differ" }, "These jobs were evaluated on different splits, numbers of images or with and without slicing: their AP figures are not directly comparable.")
+        : null;
     const why = (name: string, v: number | string | null, i: number) => (isApMetric(name) && typeof v === "number" ? apReason(v, { scratchCpu: scratch[i] }) : null);
     const table = (names: string[], id: string, full: boolean) =>
       h(
@@ -173,7 +186,7 @@ export function renderCompare(main: HTMLElement, query: URLSearchParams): () => 
         h(
           "table",
           { class: "table compare-metrics", id },
-          h("thead", null, h("tr", null, h("th", null, "Job"), names.map((n) => h("th", { class: `num${/AP_small/.test(n) ? " highlight" : ""}`, title: n, "data-metric": n }, metricLabel(n, full))))),
+          h("thead", null, h("tr", null, h("th", null, "Job"), h("th", { title: "the split and the number of its images the figures come from" }, "Evaluated on"), names.map((n) => h("th", { class: `num${/AP_small/.test(n) ? " highlight" : ""}`, title: n, "data-metric": n }, metricLabel(n, full))))),
           h(
             "tbody",
             null,
@@ -182,6 +195,7 @@ export function renderCompare(main: HTMLElement, query: URLSearchParams): () => 
                 "tr",
                 { "data-job-id": j.id },
                 h("th", { scope: "row" }, h("span", { class: "dot", style: `background:${colors[i]}` }), h("a", { href: `#/jobs/${j.id}` }, jobLabel(j))),
+                evalCell(i),
                 names.map((n) => {
                   const v = metrics[n][i];
                   const isBest = best.has(n) && typeof v === "number" && v === best.get(n);
@@ -252,8 +266,9 @@ export function renderCompare(main: HTMLElement, query: URLSearchParams): () => 
         h(
           "p",
           { class: "muted" },
-          "The student's COCO AP (%) and cost. ★ marks the best value in a column only where it leads by more than the noise: any difference in parameters or GFLOPs, more than 0.5 AP points, latency only when its p10–p90 range lies clear of every other job's (a median without a spread gets no star). Latency: median ± half the p10–p90 range (runs, device). † AP from a run trained from scratch for a few CPU minutes, or n/a: no object of this size.",
+          "The student's COCO AP (%) and cost, with the split and number of images each job was evaluated on. ★ marks the best value in a column only where it leads by more than the noise: any difference in parameters or GFLOPs, more than 0.5 AP points, latency only when its p10–p90 range lies clear of every other job's (a median without a spread gets no star). Latency: median ± half the p10–p90 range (runs, device). † AP from a run trained from scratch for a few CPU minutes, or n/a: no object of this size.",
         ),
+        evalWarning,
         metricsTable,
       ),
       curvesCard,

@@ -2,7 +2,7 @@
 import { ApiError, artifactPath, del, downloadFile, fetchBlob, get, post } from "../api";
 import { barChart, type LineChart } from "../charts";
 import { h, replace } from "../dom";
-import { apDelta, archLabel, bytes, duration, fullTime, hasSpread, jobDuration, latencyFigure, latencyText, num, relativeTime } from "../format";
+import { apDelta, archLabel, bytes, duration, evaluatedOn, fullTime, hasSpread, jobDuration, latencyFigure, latencyText, num, relativeTime } from "../format";
 import { href, navigate } from "../router";
 import { loadSpecCatalog } from "../spec";
 import { filledSpec } from "../specfill";
@@ -30,6 +30,7 @@ const METRIC_ROWS: [keyof CocoMetrics, string][] = [
 const DOWNLOADS: [string, string][] = [
   ["student_safetensors", "Student (safetensors)"],
   ["student_onnx", "Student (ONNX)"],
+  ["student_onnx_detections", "Student (ONNX with post-processing)"],
   ["teacher_safetensors", "Teacher (safetensors)"],
   ["report", "Report"],
   ["metrics", "Metrics (JSON)"],
@@ -90,11 +91,27 @@ function errorCard(job: Job): HTMLElement | null {
   );
 }
 
-/** "Evaluated on 500 val images", from metrics.json's dataset record. */
-function evaluatedOn(job: Job): string | null {
-  const d = job.metrics?.dataset;
-  if (!d || d.val_images === undefined) return null;
-  return `Evaluated on ${d.val_images} ${d.val_split ?? "val"} images${d.train_images !== undefined ? ` (trained on ${d.train_images})` : ""}.`;
+/** "Evaluated on val · 500 images (letterboxed to 160 px; trained on 2000 images).", from
+ * metrics.json's evaluation record; the count only where the metrics carry it. */
+function evaluatedOnNote(job: Job): HTMLElement | null {
+  const on = evaluatedOn(job);
+  if (!on) return null;
+  const e = job.metrics?.evaluation;
+  const how =
+    on.sliced && e?.tile_size !== undefined
+      ? `sliced inference on the full images, tiles of ${e.tile_size} px, overlap ${e.overlap ?? "—"}`
+      : e?.image_size !== undefined
+        ? `letterboxed to ${e.image_size} px`
+        : null;
+  const trained = job.metrics?.dataset?.train_images;
+  const details = [how, trained !== undefined ? `trained on ${trained} images` : null].filter((d) => d !== null);
+  return h(
+    "p",
+    { class: "muted", id: "evaluated-on" },
+    "Evaluated on ",
+    h("strong", { class: "eval-caption", "data-split": on.split, "data-images": on.images }, on.caption),
+    details.length ? ` (${details.join("; ")}).` : ".",
+  );
 }
 
 function metricsCard(job: Job): HTMLElement {
@@ -146,10 +163,9 @@ function metricsCard(job: Job): HTMLElement {
     ],
     { height: 200, id: "ap-by-size", yLabel: "AP (%)" },
   );
-  const evaluated = evaluatedOn(job);
   return card(
     "Metrics",
-    evaluated ? h("p", { class: "muted", id: "evaluated-on" }, evaluated) : null,
+    evaluatedOnNote(job),
     h("div", { class: "two-col" }, h("div", { class: "table-wrap" }, table, lowShown ? scratchNote() : null), bars.element),
     h("p", { class: "muted" }, "n/a: no object of this size in the evaluated images (COCO reports -1)."),
   );
