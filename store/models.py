@@ -208,7 +208,8 @@ class Job(Base):
     """A job row: the source of truth for state, lease and progress."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_team_created", "team_id", "created_at"),)
+    # The job list's default order (newest first, id breaking ties) is a scan of this index.
+    __table_args__ = (Index("ix_jobs_team_created_id", "team_id", "created_at", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)

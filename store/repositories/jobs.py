@@ -261,7 +261,8 @@ def _page_statement(
     """The page statement of one combination of filters, built once (values are parameters).
 
     The count of the filter LEFT JOINed to the page: one row even when the page is empty.
-    The page's JSON texts are read only for its own rows, not for those an offset skips.
+    The page is chosen on (id, sort key) alone; the JSON texts are read for its own rows
+    only, not for those an offset skips or the sort compares.
     """
     conditions: list[ColumnElement[bool]] = [Job.team_id == bindparam("team_id")]
     if states:
@@ -291,14 +292,25 @@ def _page_statement(
     counted = select(func.count().label("total")).select_from(Job).where(*conditions).subquery()
     key = _sort_expression(sort.key)
     first = key.desc() if sort.descending else key.asc()
+    if _nullable(sort.key):
+        first = first.nulls_last()
     tie = Job.id.desc() if sort.descending else Job.id.asc()
-    page = (
-        select(*_LIST_COLUMNS, key.label("sort_key"))
-        .outerjoin(User, User.id == Job.created_by)
+    # The page's ids alone first (the default order is a backward scan of
+    # ix_jobs_team_created_id), then the wide columns of those rows only: sorting or skipping
+    # whole rows with their JSON texts would cost the whole filter's width.
+    ids = (
+        select(Job.id.label("page_id"), key.label("sort_key"))
         .where(*conditions, *position)
-        .order_by(first.nulls_last(), tie)
+        .order_by(first, tie)
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
+        .subquery()
+    )
+    page = (
+        select(*_LIST_COLUMNS, ids.c.sort_key)
+        .select_from(ids)
+        .join(Job, Job.id == ids.c.page_id)
+        .outerjoin(User, User.id == Job.created_by)
         .subquery()
     )
     outer = page.c.sort_key.desc() if sort.descending else page.c.sort_key.asc()
@@ -308,6 +320,14 @@ def _page_statement(
         .select_from(counted.outerjoin(page, true()))
         .order_by(outer.nulls_last(), outer_tie)
     )
+
+
+def _nullable(key: str) -> bool:
+    """Whether a sort key may be NULL (a metric, finished_at ...): those sort last. A NOT NULL
+    key is ordered plainly, so that an index serves the order."""
+    if key.startswith("metric:"):
+        return True
+    return bool(Job.__table__.c[key].nullable)
 
 
 def job_page(
