@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -54,6 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     demo.add_argument("--preset", choices=("quick", "full"), default="quick")
     demo.add_argument("--out", type=Path, default=None, help="output folder (default runs/demo-*)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.add_argument(
+        "--seeds", type=int, nargs="+", default=None, help="student seeds (default: the preset's)"
+    )
     # Measured on a shared 2-core machine: two torch threads under load spin against other
     # processes and ran the quick demo several times slower than one thread did.
     _add_threads(demo, default=1)
@@ -203,6 +207,8 @@ def _demo(args: argparse.Namespace) -> int:
     from core.pipeline.demo import DEMO_PRESETS, run_demo
 
     preset = DEMO_PRESETS[args.preset]()
+    if args.seeds:
+        preset = dataclasses.replace(preset, seeds=tuple(args.seeds))
     out = args.out or Path("runs") / f"demo-{preset.name}"
 
     def action() -> None:
@@ -212,6 +218,10 @@ def _demo(args: argparse.Namespace) -> int:
             f"Demo '{preset.name}' ({result['seconds']:.0f} s), AP in % on the synthetic val split:"
         )
         print(result["table"])
+        ordering = result["ordering"]
+        if ordering["lines"]:
+            print(f"AP_small, teacher > HKD > no KD per seed (scale: the {preset.name} preset):")
+            print("\n".join(f"  {line}" for line in ordering["lines"]))
         print(f"written: {out / 'demo.json'}")
 
     return _guarded(action)
