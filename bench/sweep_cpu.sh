@@ -84,4 +84,4 @@ elapsed=$(( $(date +%s) - started ))
 "$BIN/distillery" sweep show 1
 echo
 "$BIN/distillery" jobs --search "sweep reference"
-echo "wall time: $(awk "BEGIN {printf \"%.2f\", $elapsed / 3600}") h for the reference job and $TRIALS trials, $PARALLEL at once ($(nproc) cores)"
+echo "wall time: $(awk "BEGIN {printf \"%.2f\", $elapsed / 3600}") h for the reference job and $TRIALS trials, $PARALLEL at once ($(nproc --all) cores)"
