@@ -168,7 +168,7 @@ ORDER_METRIC = "AP_small"
 
 def seed_ordering(result: dict[str, Any]) -> dict[str, Any]:
     """Per seed, whether AP_small orders teacher > hierarchical KD > no KD, and the lines that
-    say it (`seed 0: teacher 11.2 > HKD 6.0 > no KD 2.1: yes`); `holds` for every seed."""
+    say it (`seed 0: teacher 11.2, HKD 6.0, no KD 2.1: in order`); `holds` for every seed."""
     variants = result.get("variants", {})
     teacher = (result.get("teacher") or {}).get(ORDER_METRIC)
     if "hierarchical" not in variants or "no_kd" not in variants or teacher is None:
@@ -183,7 +183,7 @@ def seed_ordering(result: dict[str, Any]) -> dict[str, Any]:
         ok = teacher > hkd[seed] > plain[seed]
         holds = holds and ok
         lines.append(
-            f"seed {seed}: teacher {100 * teacher:.1f} > HKD {100 * hkd[seed]:.1f} > "
-            f"no KD {100 * plain[seed]:.1f}: {'yes' if ok else 'NO'}"
+            f"seed {seed}: teacher {100 * teacher:.1f}, HKD {100 * hkd[seed]:.1f}, "
+            f"no KD {100 * plain[seed]:.1f}: {'in order' if ok else 'NOT in order'}"
         )
     return {"holds": holds and bool(lines), "lines": lines}
