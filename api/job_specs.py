@@ -9,7 +9,13 @@ from pydantic import ValidationError
 
 from api.bounds import MAX_ID
 from api.errors import FieldErrors
-from core.spec import BACKBONE_OF_ARCH, ClassMapSpec, JobSpec, class_listing
+from core.spec import (
+    BACKBONE_OF_ARCH,
+    ClassMapSpec,
+    JobSpec,
+    class_listing,
+    statistics_class_names,
+)
 from store import repositories as repo
 from store.db import Session
 from store.models import Dataset, Teacher
@@ -144,7 +150,7 @@ def _class_map_errors(
 ) -> list[dict[str, Any]]:
     """An error per name of `data.classes` that the dataset's classes (as its statistics
     count them) do not fit, each listing those classes; none if the statistics name none."""
-    names = [str(name) for name in (statistics or {}).get("boxes_per_class") or {}]
+    names = statistics_class_names(statistics)
     if not names:
         return []  # the worker checks the mapping when it opens the dataset
     listing = class_listing(names)

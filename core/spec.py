@@ -170,6 +170,12 @@ ClassMapProblem = tuple[tuple[str | int, ...], str]
 """(where in `data.classes`, e.g. ("merge", "vehicle"), what is wrong) for one dataset."""
 
 
+def statistics_class_names(statistics: dict[str, Any] | None) -> list[str]:
+    """The class names an uploaded dataset's statistics count (`boxes_per_class`); empty
+    when they name none (then the run checks a mapping when it opens the dataset)."""
+    return [str(name) for name in (statistics or {}).get("boxes_per_class") or {}]
+
+
 def class_listing(names: Sequence[str]) -> str:
     """The dataset's class names for a message, at most CLASSES_LISTED of them."""
     shown = ", ".join(repr(n) for n in names[:CLASSES_LISTED])

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from core.engine.checkpoint import load_checkpoint
 from core.engine.hooks import HookBase, MetricSinkHook, TrainingCanceled
 from core.pipeline.run import run_job as run_core_job
-from core.spec import ClassMapSpec, JobSpec
+from core.spec import ClassMapSpec, JobSpec, statistics_class_names
 from store import repositories as repo
 from store.blob_keys import job_artifact_key, job_teacher_key
 from store.db import session_scope
@@ -282,7 +282,7 @@ def _mapped_num_classes(classes: ClassMapSpec, statistics: dict[str, Any] | None
     count (None if they name none); JobInputError if the mapping does not fit them."""
     from core.data.class_map import mapping_error
 
-    names = [str(name) for name in (statistics or {}).get("boxes_per_class") or {}]
+    names = statistics_class_names(statistics)
     if not names:
         return None  # the run checks the mapping when it opens the dataset
     problems = classes.problems(names)

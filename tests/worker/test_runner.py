@@ -129,19 +129,24 @@ def test_a_teacher_of_other_classes_fails_naming_both(
         assert f"teacher {seeded.teacher_id} predicts {right + 2} categories" in job.error
 
 
+def _failed_error(ctx: WorkerContext, job_id: int) -> str:
+    """Run the job, which must fail; its error."""
+    assert execute_job(ctx, job_id) == "failed"
+    with session_scope(ctx.sessions) as session:
+        job = repo.job_by_id(session, job_id=job_id)
+        assert job is not None and job.error is not None
+        return job.error
+
+
 def test_a_class_map_the_dataset_does_not_fit_fails_naming_the_class(
     embedded: tuple[WorkerContext, Seeded],
 ) -> None:
     ctx, seeded = embedded
     spec = distill_spec(seeded.dataset_id, seeded.teacher_id)
     spec["data"]["classes"] = {"merge": {"low": ["zero", "nine"]}}  # type: ignore[index]
-    job_id = _job(ctx, seeded, spec)
-    assert execute_job(ctx, job_id) == "failed"
-    with session_scope(ctx.sessions) as session:
-        job = repo.job_by_id(session, job_id=job_id)
-        assert job is not None and job.error is not None
-    assert job.error.startswith("data.classes.merge.low: the dataset has no class 'nine'")
-    assert "the dataset's classes are ['zero', 'one', 'two', 'three', 'four']" in job.error
+    error = _failed_error(ctx, _job(ctx, seeded, spec))
+    assert error.startswith("data.classes.merge.low: the dataset has no class 'nine'")
+    assert "the dataset's classes are ['zero', 'one', 'two', 'three', 'four']" in error
 
 
 def test_a_teacher_is_checked_against_the_mapped_classes(
@@ -154,12 +159,8 @@ def test_a_teacher_is_checked_against_the_mapped_classes(
         classes = teacher.num_classes - 1
     spec = distill_spec(seeded.dataset_id, seeded.teacher_id)
     spec["data"]["classes"] = {"merge": {"low": ["zero", "one"]}}  # type: ignore[index]
-    job_id = _job(ctx, seeded, spec)
-    assert execute_job(ctx, job_id) == "failed"
-    with session_scope(ctx.sessions) as session:
-        job = repo.job_by_id(session, job_id=job_id)
-        assert job is not None and job.error is not None
-    assert job.error.endswith(
+    error = _failed_error(ctx, _job(ctx, seeded, spec))
+    assert error.endswith(
         f"predicts {classes} categories but dataset {seeded.dataset_id} has {classes - 1} "
         "under data.classes"
     )
