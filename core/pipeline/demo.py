@@ -42,7 +42,10 @@ class DemoPreset:
 
 
 def quick_preset() -> DemoPreset:
-    """About five minutes on two CPU cores: no KD vs hierarchical KD, one seed.
+    """About six minutes on two CPU cores: no KD vs hierarchical KD, one seed.
+
+    The schedule (teacher 240 steps, students 120) is the shortest measured to order
+    teacher > HKD > no KD on AP_small for each of seeds 0, 1 and 2 (705 s for all three).
 
     Nothing is pretrained, so a few minutes of CPU training give small AP figures: the
     preset shows the pipeline and the table; `full` gives figures worth comparing.
@@ -54,11 +57,11 @@ def quick_preset() -> DemoPreset:
         batch_size=8,
         teacher_arch="retinanet_resnet18_fpn",
         teacher_fpn_channels=64,
-        teacher_epochs=12,
+        teacher_epochs=24,
         teacher_lr=2e-3,
         student_arch="retinanet_mobilenet_v2_fpn",
         student_fpn_channels=48,
-        student_epochs=6,
+        student_epochs=12,
         student_lr=2e-3,
         max_steps_per_epoch=10,
         warmup_steps=10,
