@@ -1,12 +1,13 @@
 """A reference multi-level FitNets + attention-transfer step, as torchdistill builds one.
 
 torchdistill (Matsubara, 2021; `torchdistill/losses/mid_level.py`) wraps the models with
-forward hooks, runs the teacher under `torch.no_grad`, and sums per level a FitNets hint
+forward hooks, runs the teacher without autograd, and sums per level a FitNets hint
 (the MSE between a 1x1-conv regressor of the student's map and the teacher's map; Romero et
 al., 2015) and attention transfer (the squared distance of L2-normalised maps of the channel
 mean of |F|^2; Zagoruyko & Komodakis, 2017). This module is that step with the same models,
-levels and teacher work as our distiller, written here so that the benchmark needs no
-extra dependency: it is a speed reference, not a method of the product.
+levels and teacher work as our distiller (the same frozen forward: inference mode,
+channels-last, bf16 where the device computes it natively), written here so that the benchmark
+needs no extra dependency: it is a speed reference, not a method of the product.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from core.distill.distiller import frozen_forward, teacher_dtype
 from core.models.adapters import pair_levels
 from core.models.detectors import Detector
 from core.structures import Target
@@ -33,6 +35,7 @@ class FitNetsAttention(nn.Module):
     def __init__(self, teacher: Detector, student: Detector, *, at_weight: float = 1.0) -> None:
         super().__init__()
         self.teacher = teacher.eval().requires_grad_(False)
+        self.teacher.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.student = student
         self.at_weight = at_weight
         student_shape, teacher_shape = student.output_shape(), teacher.output_shape()
@@ -60,8 +63,8 @@ class FitNetsAttention(nn.Module):
         """Detection losses, `kd/fitnets/<level>` and `kd/at/<level>`."""
         output = self.student(images, targets)
         losses = dict(output.losses)
-        with torch.no_grad():
-            teacher = self.teacher.extract_features(images)
+        dtype = teacher_dtype("auto", images.device)
+        teacher, _ = frozen_forward(self.teacher, images, dtype=dtype)
         for level, teacher_level in self.pairs.items():
             student_map = output.features[level]
             teacher_map = teacher[teacher_level]

@@ -477,8 +477,8 @@ class DistillSpec(_Spec):
     )
     teacher_precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto",
-        description="the frozen teacher's forward: auto is bf16 on a GPU that supports it and "
-        "fp32 on CPUs (without native bf16 it is slower there)",
+        description="the frozen teacher's forward: auto is bf16 where the device computes it "
+        "natively (a GPU that supports it, a CPU with AVX-512 BF16 or AMX) and fp32 elsewhere",
     )
     teacher_cache: bool = Field(
         True,

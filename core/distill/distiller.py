@@ -10,6 +10,13 @@ from torch.nn import functional as F
 
 from core.distill.context import context_loss
 from core.distill.feature_cache import TeacherFeatureCache
+from core.distill.map_statistics import (
+    StatisticsPlan,
+    context_value,
+    map_statistics,
+    semantic_value,
+    teacher_statistics,
+)
 from core.distill.masks import LevelMasks, build_level_masks
 from core.distill.response import (
     ResponseDistillation,
@@ -53,14 +60,22 @@ class TeacherPass:
     head: dict[str, Tensor] | None = None
 
 
+def native_bf16(device: torch.device) -> bool:
+    """True if `device` computes in bf16 natively: a CUDA GPU that supports it, or a CPU with
+    AVX-512 BF16 or AMX (where oneDNN's bf16 convolutions beat float32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    return False
+
+
 def teacher_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of the teacher's forward for `distill.teacher_precision`, or None
-    for float32: `auto` is bf16 on a CUDA device that supports it, float32 elsewhere."""
+    for float32: `auto` is bf16 where the device computes it natively (`native_bf16`)."""
     if precision == "fp32":
         return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+    if precision == "bf16" or native_bf16(device):
         return torch.bfloat16
     return None
 
@@ -71,9 +86,17 @@ def scale_gradient(value: Tensor, factor: Tensor | float) -> Tensor:
     return detached + factor * (value - detached)
 
 
+def _plain_copy(value: Tensor) -> Tensor:
+    """A float32, contiguous (NCHW) copy of an inference-mode tensor, usable by autograd: the
+    terms compute in float32, so a bf16 map is converted once here, not once per term."""
+    out = torch.empty_like(value, dtype=torch.float32, memory_format=torch.contiguous_format)
+    return out.copy_(value)
+
+
 def feature_scale(features: Tensor) -> Tensor:
     """Detached root mean square of a feature map (N, C, H, W): its scale."""
-    return features.detach().float().pow(2).mean().sqrt()
+    values = features.detach().float()
+    return torch.linalg.vector_norm(values) / values.numel() ** 0.5
 
 
 def resize_to(features: Tensor, size: tuple[int, int]) -> Tensor:
@@ -81,6 +104,25 @@ def resize_to(features: Tensor, size: tuple[int, int]) -> Tensor:
     if tuple(features.shape[-2:]) == tuple(size):
         return features
     return F.interpolate(features, size=size, mode="bilinear", align_corners=False)
+
+
+def frozen_forward(
+    teacher: Detector, images: Tensor, *, dtype: torch.dtype | None, dense: bool = False
+) -> tuple[dict[str, Tensor], dict[str, Tensor] | None]:
+    """A frozen teacher's pyramid features (and dense head outputs with `dense`): in inference
+    mode, channels-last input, under `dtype` autocast (None: float32); the outputs copied out
+    of inference mode (`_plain_copy`) so that the KD terms may save them for backward."""
+    with (
+        torch.inference_mode(),
+        torch.autocast(images.device.type, dtype=dtype or torch.float32, enabled=dtype is not None),
+    ):
+        images = images.contiguous(memory_format=torch.channels_last)
+        if dense:
+            features, head = teacher.dense_outputs(images)
+        else:
+            features, head = teacher.extract_features(images), None
+    features = {k: _plain_copy(v) for k, v in features.items()}
+    return features, ({k: _plain_copy(v) for k, v in head.items()} if head is not None else None)
 
 
 class HierarchicalDistiller(nn.Module):
@@ -127,6 +169,9 @@ class HierarchicalDistiller(nn.Module):
     def _freeze(teacher: Detector) -> None:
         teacher.eval()
         teacher.requires_grad_(False)
+        # Channels-last convolutions are faster on CPUs (oneDNN) and GPUs alike; the
+        # teacher's inputs are converted in `frozen_forward`, its outputs back.
+        teacher.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def _plan_levels(self, teacher: Detector, student: Detector) -> list[LevelPlan]:
         spec = self.spec
@@ -221,6 +266,9 @@ class HierarchicalDistiller(nn.Module):
         return 1.0 if warmup == 0 else min(1.0, (step + 1) / warmup)
 
     accepts_views = True  # the trainer passes each batch's (image id, flipped) views
+    fused_terms = True
+    """Semantic and context terms from `core.distill.map_statistics` (few passes over the
+    maps); False: the plain one-statistic-at-a-time forms (the reference the tests compare)."""
 
     def forward(
         self,
@@ -285,23 +333,9 @@ class HierarchicalDistiller(nn.Module):
     def _teacher_forward(
         self, images: Tensor, *, dense: bool
     ) -> tuple[dict[str, Tensor], dict[str, Tensor] | None]:
-        """The teacher in inference mode (bf16 where `teacher_dtype` says so); its outputs
-        are copied out of inference mode so that the KD terms may save them for backward."""
         assert self.teacher is not None
         dtype = teacher_dtype(self.spec.teacher_precision, images.device)
-        with (
-            torch.inference_mode(),
-            torch.autocast(
-                images.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
-            ),
-        ):
-            if dense:
-                features, head = self.teacher.dense_outputs(images)
-            else:
-                features, head = self.teacher.extract_features(images), None
-        features = {k: v.clone() for k, v in features.items()}
-        head = {k: v.clone() for k, v in head.items()} if head is not None else None
-        return features, head
+        return frozen_forward(self.teacher, images, dtype=dtype, dense=dense)
 
     def kd_terms(
         self,
@@ -416,17 +450,38 @@ class HierarchicalDistiller(nn.Module):
                 normalize=spec.spatial.normalize,
                 fitted=not plan.needs_adapter,
             )
-        if weights.semantic > 0:
+        stats = self._statistics_plan(weights)
+        if self.fused_terms and not stats.empty:
+            mine = map_statistics(student_map, stats)
+            theirs = teacher_statistics(teacher_map, stats)
+            if stats.semantic:
+                terms["semantic"] = weights.semantic * semantic_value(mine, theirs)
+            if stats.global_context or stats.relation:
+                terms["context"] = weights.context * context_value(mine, theirs)
+            return {name: scale_gradient(value, balance) for name, value in terms.items()}
+        if stats.semantic:
             terms["semantic"] = weights.semantic * semantic_loss(
-                student_map, teacher_map, spec.semantic.p, channel=spec.semantic.channel
+                student_map, teacher_map, stats.p, channel=stats.channel
             )
-        context = spec.context
-        if weights.context > 0 and (context.global_context or context.relation):
+        if stats.global_context or stats.relation:
             terms["context"] = weights.context * context_loss(
                 student_map,
                 teacher_map,
-                use_global=context.global_context,
-                use_relation=context.relation,
-                grid=context.relation_grid,
+                use_global=stats.global_context,
+                use_relation=stats.relation,
+                grid=stats.grid,
             )
         return {name: scale_gradient(value, balance) for name, value in terms.items()}
+
+    def _statistics_plan(self, weights: LevelWeights) -> StatisticsPlan:
+        """The semantic and context statistics a level with these weights compares."""
+        semantic, context = self.spec.semantic, self.spec.context
+        contextual = weights.context > 0
+        return StatisticsPlan(
+            semantic=weights.semantic > 0,
+            channel=semantic.channel,
+            p=semantic.p,
+            global_context=contextual and context.global_context,
+            relation=contextual and context.relation,
+            grid=context.relation_grid,
+        )

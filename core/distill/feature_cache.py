@@ -173,9 +173,12 @@ class TeacherFeatureCache:
                 }
         levels = list(found[0] or {})
         dtype = images.dtype if images.is_floating_point() else torch.float32
-        return {
-            level: torch.stack([item[level] for item in found if item is not None]).to(
-                images.device, dtype, non_blocking=True
-            )
-            for level in levels
-        }
+        batch: dict[str, Tensor] = {}
+        for level in levels:
+            rows = [item[level] for item in found if item is not None]
+            # Each view converted straight into the batch tensor: no stacked float16 copy.
+            out = torch.empty((len(rows), *rows[0].shape), dtype=dtype, device=images.device)
+            for index, row in enumerate(rows):
+                out[index].copy_(row, non_blocking=True)
+            batch[level] = out
+        return batch

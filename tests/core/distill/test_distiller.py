@@ -128,7 +128,9 @@ def test_identical_teacher_through_identity_adapters_gives_zero_kd(
             adapter.proj.weight.copy_(torch.eye(16).view(16, 16, 1, 1))
             adapter.proj.bias.zero_()
         adapters[level] = adapter
-    spec = DistillSpec(response=1.0, spatial=LEARNED, semantic={"channel": True})
+    spec = DistillSpec(
+        response=1.0, spatial=LEARNED, semantic={"channel": True}, teacher_precision="fp32"
+    )
     distiller = HierarchicalDistiller(teacher, student, adapters=adapters, weights=spec).eval()
     losses = distiller(images, targets)
     kd = {k: v.item() for k, v in losses.items() if k.startswith("kd/")}
