@@ -175,10 +175,10 @@ class TeacherFeatureCache:
         dtype = images.dtype if images.is_floating_point() else torch.float32
         batch: dict[str, Tensor] = {}
         for level in levels:
-            rows = [item[level] for item in found if item is not None]
+            stored = [item[level] for item in found if item is not None]
             # Each view converted straight into the batch tensor: no stacked float16 copy.
-            out = torch.empty((len(rows), *rows[0].shape), dtype=dtype, device=images.device)
-            for index, row in enumerate(rows):
-                out[index].copy_(row, non_blocking=True)
+            out = torch.empty((len(stored), *stored[0].shape), dtype=dtype, device=images.device)
+            for position, one_view in enumerate(stored):
+                out[position].copy_(one_view, non_blocking=True)
             batch[level] = out
         return batch

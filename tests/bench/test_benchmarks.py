@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 import socket
+from pathlib import Path
 
 import pytest
 
-from bench import api_load, data_loader, inference, train_step
+from bench import api_load, data_loader, inference, teacher_precision, train_step
 
 
 def _positive(value: object) -> bool:
@@ -32,6 +33,21 @@ def test_train_step_prints_kd_and_plain_figures(capsys: pytest.CaptureFixture[st
         )
     title = "train step: plain, hierarchical KD (uncached, cached), FitNets + AT"
     _printed_machine(capsys.readouterr().out, title)
+
+
+def test_teacher_precision_distils_with_both_precisions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    payload = teacher_precision.run(["--quick", "--out", str(tmp_path), "--threads", "1"])
+    figures = payload["figures"]
+    for precision in teacher_precision.PRECISIONS:
+        assert (tmp_path / precision / "seed0" / "metrics.json").is_file()
+        assert math.isfinite(figures[f"HKD AP_small, teacher {precision} (%, mean)"])
+    gaps = [v for k, v in figures.items() if k.startswith("bf16 teacher features vs fp32")]
+    # bf16 keeps 8 bits of mantissa: below a percent or so per level, never zero.
+    assert len(gaps) == 4 and all(0.0 < gap < 0.1 for gap in gaps), gaps
+    assert isinstance(figures["bf16 mean within the fp32 seed range"], bool)
+    _printed_machine(capsys.readouterr().out, "teacher precision: bf16 vs float32")
 
 
 def test_train_step_memory_probe_reports_rss() -> None:
