@@ -186,7 +186,7 @@ def list_jobs(
     tag: Annotated[
         str | None, Query(max_length=40, pattern=TAG_PATTERN, description="jobs with this tag")
     ] = None,
-) -> JobsPublic:
+) -> Response:
     """The team's jobs, newest first, filtered; `count` is the total matching the filters.
 
     Rows are summaries (`JobSummary`: no spec; `GET /jobs/{id}` has it). Page with
@@ -248,11 +248,14 @@ def list_jobs(
         metric_bounds=bounds,
         sort=order,
     )
-    return JobsPublic(
+    page_out = JobsPublic(
         data=[job_summary(row) for row in found.rows],
         count=found.total,
         next_cursor=encode_cursor(*found.next_after) if found.next_after else None,
     )
+    # Serialised here: the rows were validated as they were built, and FastAPI would
+    # validate the whole page again (in a worker thread of its own) before encoding it.
+    return Response(page_out.model_dump_json(), media_type="application/json")
 
 
 @router.get("/{job_id}", response_model=JobPublic)
