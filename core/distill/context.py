@@ -59,8 +59,15 @@ def global_context_loss(student: Tensor, teacher: Tensor) -> Tensor:
 
 def region_relations(features: Tensor, grid: int) -> Tensor:
     """(N, R, R) cosine similarities of region-centred features pooled on a grid of regions."""
-    cells = (min(grid, int(features.shape[-2])), min(grid, int(features.shape[-1])))
-    regions = F.adaptive_avg_pool2d(features, cells).flatten(2)  # (N, C, R)
+    height, width = int(features.shape[-2]), int(features.shape[-1])
+    cells = (min(grid, height), min(grid, width))
+    if height % cells[0] == 0 and width % cells[1] == 0:
+        # Equal regions: the same means as adaptive pooling, by a reshape (faster on CPUs).
+        rows, cols = height // cells[0], width // cells[1]
+        blocks = features.reshape(*features.shape[:2], cells[0], rows, cells[1], cols)
+        regions = blocks.mean(dim=(3, 5)).flatten(2)  # (N, C, R)
+    else:
+        regions = F.adaptive_avg_pool2d(features, cells).flatten(2)  # (N, C, R)
     regions = regions - regions.mean(dim=2, keepdim=True)  # (N, C, R)
     regions = F.normalize(regions, dim=1, eps=EPS)
     return regions.transpose(1, 2) @ regions  # (N, R, R)

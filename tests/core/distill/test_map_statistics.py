@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.nn import functional as F
 
-from core.distill.context import context_loss
+from core.distill.context import context_loss, region_relations
 from core.distill.distiller import HierarchicalDistiller
 from core.distill.map_statistics import (
+    SquareMeans,
     StatisticsPlan,
     context_value,
     map_statistics,
@@ -121,3 +123,19 @@ def test_the_distillers_terms_are_the_same_fused_or_plain(
     plain_flat = torch.cat([g.flatten() for g in plain_grads])
     assert plain_flat.norm().item() > 0.0
     assert (fused_flat - plain_flat).norm().item() <= 1e-4 * plain_flat.norm().item()
+
+
+def test_the_square_means_backward_is_the_analytic_gradient() -> None:
+    """`SquareMeans` writes its backward by hand: checked against finite differences."""
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 3, 5, generator=generator, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(SquareMeans.apply, (x,), eps=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [(8, 8), (7, 9), (2, 3)])
+def test_region_relations_pool_like_adaptive_pooling(size: tuple[int, int]) -> None:
+    features = torch.randn(2, 5, *size, generator=torch.Generator().manual_seed(4))
+    cells = (min(4, size[0]), min(4, size[1]))
+    pooled = F.adaptive_avg_pool2d(features, cells).flatten(2)
+    pooled = F.normalize(pooled - pooled.mean(dim=2, keepdim=True), dim=1, eps=1e-6)
+    torch.testing.assert_close(region_relations(features, 4), pooled.transpose(1, 2) @ pooled)
