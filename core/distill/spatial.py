@@ -35,9 +35,8 @@ RIDGE = 1.0
 
 def standardize_channels(features: Tensor) -> Tensor:
     """Each channel of (N, C, H, W) standardised over N, H, W (PKD)."""
-    mean = features.mean(dim=(0, 2, 3), keepdim=True)  # (1, C, 1, 1)
-    std = features.std(dim=(0, 2, 3), keepdim=True, unbiased=False)  # (1, C, 1, 1)
-    return (features - mean) / (std + EPS)
+    mean, scale = _channel_moments(features.flatten(2))  # (C,), (C,)
+    return (features - mean[None, :, None, None]) * scale[None, :, None, None]
 
 
 def weighted_mean(error: Tensor, weights: Tensor) -> Tensor:
