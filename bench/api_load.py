@@ -97,22 +97,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 # ---------------------------------------------------------------- database and seed rows
 
 
-@contextlib.contextmanager
-def scratch_database(server_url: str) -> Iterator[str]:
-    """Create a uniquely named database on the server, yield its URL, drop it afterwards."""
+def _connect(server_url: str, *, dbname: str) -> Any:
+    """An autocommit psycopg connection to `dbname` on the server of `server_url`."""
     import psycopg
     from sqlalchemy.engine import make_url
 
     url = make_url(server_url)
-    name = f"distillery_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = psycopg.connect(
+    return psycopg.connect(
         host=url.host or "127.0.0.1",
         port=url.port or 5432,
         user=url.username or "postgres",
         password=url.password,
-        dbname="postgres",
+        dbname=dbname,
         autocommit=True,
     )
+
+
+@contextlib.contextmanager
+def scratch_database(server_url: str) -> Iterator[str]:
+    """Create a uniquely named database on the server, yield its URL, drop it afterwards."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(server_url)
+    name = f"distillery_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = _connect(server_url, dbname="postgres")
     try:
         admin.execute(f'CREATE DATABASE "{name}"')
         try:
@@ -127,18 +135,9 @@ def settle(url: str) -> None:
     """VACUUM ANALYZE the seeded database: the planner statistics and visibility map that
     autovacuum gives a server within its naptime (a minute) of a bulk insert. Without them
     the planner takes the 10,000 rows for 50 and pages by a bitmap scan and a sort."""
-    import psycopg
     from sqlalchemy.engine import make_url
 
-    target = make_url(url)
-    with psycopg.connect(
-        host=target.host or "127.0.0.1",
-        port=target.port or 5432,
-        user=target.username or "postgres",
-        password=target.password,
-        dbname=target.database,
-        autocommit=True,
-    ) as connection:
+    with _connect(url, dbname=make_url(url).database or "postgres") as connection:
         connection.execute("VACUUM ANALYZE")
 
 
