@@ -26,7 +26,7 @@ from typing import Any
 from bench.figures import publish
 from bench.machine import set_threads
 from core.data.synthetic import generate_synthetic
-from core.pipeline.ablation import variant_spec
+from core.pipeline.ablation import summarize, variant_spec
 from core.pipeline.demo import DEMO_PRESETS, demo_specs
 from core.pipeline.run import run_job
 from core.spec import JobSpec
@@ -58,12 +58,8 @@ def with_precision(spec: JobSpec, precision: str, seed: int) -> JobSpec:
 
 
 def _spread(values: Sequence[float]) -> dict[str, float]:
-    return {
-        "mean": statistics.fmean(values),
-        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-        "min": min(values),
-        "max": max(values),
-    }
+    """`summarize` (mean and std over seeds) with the seed range."""
+    return {**summarize(values), "min": min(values), "max": max(values)}
 
 
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:

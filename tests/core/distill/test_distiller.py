@@ -10,22 +10,15 @@ from torch import nn
 
 from core.distill.distiller import HierarchicalDistiller
 from core.models.adapters import FeatureAdapter
-from core.models.detectors import Detector, build_student, build_teacher
+from core.models.detectors import build_teacher
 from core.spec import DistillSpec, LevelWeights, ablation_distill
 from core.structures import Target
 
 from ..conftest import IMAGE_SIZE
+from .tiny_models import tiny_student, tiny_teacher
 
 OFF = LevelWeights(spatial=0.0, semantic=0.0, context=0.0)
 LEARNED = {"adapter": "learned"}
-
-
-def _student(arch: str = "retinanet_mobilenet_v2_fpn") -> Detector:
-    return build_student(arch=arch, num_classes=3, image_size=IMAGE_SIZE, fpn_channels=16)
-
-
-def _teacher(arch: str = "retinanet_resnet18_fpn") -> Detector:
-    return build_teacher(arch=arch, num_classes=3, image_size=IMAGE_SIZE, fpn_channels=32)
 
 
 def _step(model: nn.Module, images: torch.Tensor, targets: list[Target]) -> dict[str, float]:
@@ -45,12 +38,12 @@ def test_zero_kd_equals_plain_student_training(
     images: torch.Tensor, targets: list[Target], with_teacher: bool
 ) -> None:
     torch.manual_seed(7)
-    plain = _student()
+    plain = tiny_student()
     plain_losses = _step(plain, images, targets)
 
     torch.manual_seed(7)
-    student = _student()
-    teacher = _teacher() if with_teacher else None
+    student = tiny_student()
+    teacher = tiny_teacher() if with_teacher else None
     weights = ablation_distill(DistillSpec(), "no_kd")
     distiller = HierarchicalDistiller(teacher, student, weights=weights)
     assert len(distiller.adapters) == 0
@@ -63,8 +56,8 @@ def test_zero_kd_equals_plain_student_training(
 
 def test_feature_kd_does_not_shift_the_students_random_stream(images: torch.Tensor) -> None:
     torch.manual_seed(3)
-    student = _student()
-    teacher = _teacher()
+    student = tiny_student()
+    teacher = tiny_teacher()
     torch.manual_seed(11)
     HierarchicalDistiller(teacher, student)  # builds adapters for every level
     after = torch.rand(3)
@@ -76,7 +69,7 @@ def test_every_term_per_level_under_its_own_key(
     images: torch.Tensor, targets: list[Target]
 ) -> None:
     torch.manual_seed(0)
-    distiller = HierarchicalDistiller(_teacher(), _student())
+    distiller = HierarchicalDistiller(tiny_teacher(), tiny_student())
     losses = distiller(images, targets)
     expected = {f"kd/{t}/{p}" for t in ("spatial", "semantic", "context") for p in LEVELS}
     assert expected <= set(losses)
@@ -91,7 +84,7 @@ def test_zero_weight_terms_are_absent_and_weights_scale_values(
     images: torch.Tensor, targets: list[Target]
 ) -> None:
     torch.manual_seed(0)
-    teacher, student = _teacher(), _student()
+    teacher, student = tiny_teacher(), tiny_student()
     only_p3 = {p: OFF for p in LEVELS} | {
         "p3": LevelWeights(spatial=1.0, semantic=0.0, context=0.0)
     }
@@ -119,7 +112,7 @@ def test_identical_teacher_through_identity_adapters_gives_zero_kd(
     images: torch.Tensor, targets: list[Target]
 ) -> None:
     torch.manual_seed(0)
-    student = _student().eval()
+    student = tiny_student().eval()
     teacher = copy.deepcopy(student)
     adapters = nn.ModuleDict()
     for level in LEVELS:
@@ -142,9 +135,9 @@ def test_teacher_is_frozen_in_eval_mode_and_gets_no_gradients(
     images: torch.Tensor, targets: list[Target]
 ) -> None:
     torch.manual_seed(0)
-    teacher = _teacher().train()
+    teacher = tiny_teacher().train()
     spec = DistillSpec(response=1.0, spatial=LEARNED)
-    distiller = HierarchicalDistiller(teacher, _student(), weights=spec)
+    distiller = HierarchicalDistiller(teacher, tiny_student(), weights=spec)
     distiller.train()
     assert distiller.student.training and not teacher.training
     assert not any(m.training for m in teacher.modules())
@@ -159,14 +152,14 @@ def test_teacher_is_frozen_in_eval_mode_and_gets_no_gradients(
 
 def test_response_kd_rules(images: torch.Tensor, targets: list[Target]) -> None:
     torch.manual_seed(0)
-    student = _student()
+    student = tiny_student()
     distiller = HierarchicalDistiller(
-        _teacher(), student, weights=DistillSpec(levels={p: OFF for p in LEVELS}, response=1.0)
+        tiny_teacher(), student, weights=DistillSpec(levels={p: OFF for p in LEVELS}, response=1.0)
     )
     assert [k for k in distiller(images, targets) if k.startswith("kd/")] == ["kd/response"]
     with pytest.raises(ValueError, match="anchor layouts"):
         HierarchicalDistiller(
-            _teacher("fcos_resnet18_fpn"), student, weights=DistillSpec(response=1.0)
+            tiny_teacher("fcos_resnet18_fpn"), student, weights=DistillSpec(response=1.0)
         )
     faster = build_teacher(
         arch="torchvision_fasterrcnn_resnet50_fpn", num_classes=3, image_size=IMAGE_SIZE
@@ -183,7 +176,7 @@ def test_two_stage_teacher_teaches_a_one_stage_student_by_stride(
         arch="torchvision_fasterrcnn_resnet50_fpn", num_classes=3, image_size=IMAGE_SIZE
     )
     spec = DistillSpec(spatial=LEARNED)
-    distiller = HierarchicalDistiller(faster, _student(), weights=spec)
+    distiller = HierarchicalDistiller(faster, tiny_student(), weights=spec)
     assert [(p.student, p.teacher) for p in distiller.plans] == [(p, p) for p in LEVELS]
     assert distiller.adapters["p2"].proj.out_channels == 256
     losses = distiller(images, targets)

@@ -23,10 +23,9 @@ from core.distill.map_statistics import (
     teacher_statistics,
 )
 from core.distill.semantic import semantic_loss
-from core.models.detectors import build_student, build_teacher
 from core.structures import Target
 
-from ..conftest import IMAGE_SIZE
+from .tiny_models import tiny_student, tiny_teacher
 
 
 def _maps(batch: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,12 +94,7 @@ def test_the_distillers_terms_are_the_same_fused_or_plain(
     images: torch.Tensor, targets: list[Target]
 ) -> None:
     torch.manual_seed(0)
-    student = build_student(
-        arch="retinanet_mobilenet_v2_fpn", num_classes=3, image_size=IMAGE_SIZE, fpn_channels=16
-    )
-    teacher = build_teacher(
-        arch="retinanet_resnet18_fpn", num_classes=3, image_size=IMAGE_SIZE, fpn_channels=32
-    )
+    student, teacher = tiny_student(), tiny_teacher()
     distiller = HierarchicalDistiller(teacher, student).train()
     results = {}
     for fused in (True, False):

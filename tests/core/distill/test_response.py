@@ -11,11 +11,12 @@ from torchvision.ops import sigmoid_focal_loss
 
 from core.distill.distiller import HierarchicalDistiller
 from core.distill.response import binary_kl, box_loss, response_loss, teacher_foreground
-from core.models.detectors import build_student, build_teacher
+from core.models.detectors import build_student
 from core.spec import DistillSpec, LevelWeights
 from core.structures import Target
 
 from ..conftest import IMAGE_SIZE
+from .tiny_models import tiny_student, tiny_teacher
 
 OFF = {p: LevelWeights(spatial=0.0, semantic=0.0, context=0.0) for p in ("p2", "p3", "p4", "p5")}
 
@@ -106,12 +107,7 @@ def test_distiller_normalises_response_by_the_students_matches(
     images: torch.Tensor, targets: list[Target]
 ) -> None:
     torch.manual_seed(0)
-    student = build_student(
-        arch="retinanet_mobilenet_v2_fpn", num_classes=3, image_size=IMAGE_SIZE, fpn_channels=16
-    )
-    teacher = build_teacher(
-        arch="retinanet_resnet18_fpn", num_classes=3, image_size=IMAGE_SIZE, fpn_channels=32
-    )
+    student, teacher = tiny_student(), tiny_teacher()
     spec = DistillSpec(levels=OFF, response=2.0, box=0.5)
     distiller = HierarchicalDistiller(teacher, student, weights=spec)
     losses = distiller(images, targets)
