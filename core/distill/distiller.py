@@ -451,14 +451,34 @@ class HierarchicalDistiller(nn.Module):
                 fitted=not plan.needs_adapter,
             )
         stats = self._statistics_plan(weights)
-        if self.fused_terms and not stats.empty:
-            mine = map_statistics(student_map, stats)
-            theirs = teacher_statistics(teacher_map, stats)
-            if stats.semantic:
-                terms["semantic"] = weights.semantic * semantic_value(mine, theirs)
-            if stats.global_context or stats.relation:
-                terms["context"] = weights.context * context_value(mine, theirs)
-            return {name: scale_gradient(value, balance) for name, value in terms.items()}
+        terms.update(
+            self._fused_terms(stats, weights, student_map, teacher_map)
+            if self.fused_terms
+            else self._plain_terms(stats, weights, student_map, teacher_map)
+        )
+        return {name: scale_gradient(value, balance) for name, value in terms.items()}
+
+    @staticmethod
+    def _fused_terms(
+        stats: StatisticsPlan, weights: LevelWeights, student_map: Tensor, teacher_map: Tensor
+    ) -> dict[str, Tensor]:
+        """Semantic and context terms from shared map statistics (`map_statistics`)."""
+        if stats.empty:
+            return {}
+        mine, theirs = map_statistics(student_map, stats), teacher_statistics(teacher_map, stats)
+        terms: dict[str, Tensor] = {}
+        if stats.semantic:
+            terms["semantic"] = weights.semantic * semantic_value(mine, theirs)
+        if stats.global_context or stats.relation:
+            terms["context"] = weights.context * context_value(mine, theirs)
+        return terms
+
+    @staticmethod
+    def _plain_terms(
+        stats: StatisticsPlan, weights: LevelWeights, student_map: Tensor, teacher_map: Tensor
+    ) -> dict[str, Tensor]:
+        """The same terms by their plain definitions (`semantic.py`, `context.py`)."""
+        terms: dict[str, Tensor] = {}
         if stats.semantic:
             terms["semantic"] = weights.semantic * semantic_loss(
                 student_map, teacher_map, stats.p, channel=stats.channel
@@ -471,7 +491,7 @@ class HierarchicalDistiller(nn.Module):
                 use_relation=stats.relation,
                 grid=stats.grid,
             )
-        return {name: scale_gradient(value, balance) for name, value in terms.items()}
+        return terms
 
     def _statistics_plan(self, weights: LevelWeights) -> StatisticsPlan:
         """The semantic and context statistics a level with these weights compares."""
