@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from core.spec_summary import flatten
 
 COCO_METRICS = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large")
 EFFICIENCY_METRICS = ("params", "gflops", "latency_ms")
 RATIO_METRICS = ("params", "gflops", "latency")
 
 _MISSING = object()
-
-
-def flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """Leaves of a nested mapping as (dotted path, value); lists are leaves."""
-    if isinstance(value, Mapping) and value:
-        for key, child in value.items():
-            yield from flatten(child, f"{prefix}.{key}" if prefix else str(key))
-    else:
-        yield prefix, value
 
 
 def spec_diff(specs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -1,7 +1,9 @@
 """Rows of the job list as `JobSummary`: no spec, the progress without losses, headline AP.
 
-The store hands over the spec's and the metrics' JSON text; what is made of a text is cached
-(it is a pure function of it), so a dashboard polling the same page decodes nothing twice.
+The store hands over each row's stored spec summary (the spec's JSON text instead for a row
+written before summaries were stored) and the metrics' JSON text; what is made of a text is
+cached (it is a pure function of it), so a dashboard polling the same page decodes nothing
+twice.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from api.schemas import JobSummary
-from api.spec_catalog import number_or_none, spec_summary
+from core.spec_summary import number_or_none, spec_summary
 from store.repositories import JobListRow
 
 PROGRESS_KEYS: tuple[str, ...] = ("stage", "epoch", "epochs", "step", "total_steps", "eta_seconds")
@@ -69,7 +71,11 @@ def job_summary(row: JobListRow) -> JobSummary:
             "progress": list_progress(row.progress),
             "metrics": _headline_of_text(row.metrics_json),
             "spec_hash": row.spec_hash,
-            "spec_summary": _spec_summary_of_text(row.kind, row.spec_json),
+            "spec_summary": (
+                row.summary
+                if row.summary is not None
+                else _spec_summary_of_text(row.kind, row.spec_json)
+            ),
             "dataset_id": row.dataset_id,
             "teacher_id": row.teacher_id,
             "created_by": row.created_by,

@@ -169,6 +169,7 @@ def seed_rows(url: str, *, jobs: int) -> Seed:
     """Migrate the database and seed a team, user, token, dataset and `jobs` job rows."""
     from sqlalchemy import insert, select
 
+    from core.spec_summary import spec_summary
     from store import repositories as repo
     from store.db import make_engine, make_session_factory
     from store.migrate import upgrade
@@ -192,6 +193,7 @@ def seed_rows(url: str, *, jobs: int) -> Seed:
             rows = []
             for i in range(jobs):
                 state = JOB_STATES[i % len(JOB_STATES)]
+                spec = job_spec(dataset.id, i)  # each differs (its name)
                 created = start + timedelta(seconds=i * 60)
                 done = state in ("succeeded", "failed", "canceled")
                 rows.append(
@@ -200,7 +202,8 @@ def seed_rows(url: str, *, jobs: int) -> Seed:
                         "created_by": user.id,
                         "name": f"job {i} {state}",
                         "kind": "teacher",
-                        "spec": job_spec(dataset.id, i),  # each differs (its name)
+                        "spec": spec,
+                        "summary": spec_summary("teacher", spec),  # as create_job stores it
                         "spec_hash": f"{i:016x}",
                         "dataset_id": dataset.id,
                         "state": state,

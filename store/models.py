@@ -218,6 +218,9 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(16))  # teacher | distill | evaluate
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     spec_hash: Mapped[str] = mapped_column(String(16), default="")
+    # The job list's fields of the spec (core.spec_summary), made once when the row is written;
+    # NULL on rows older than revision 0007 (the list reads their spec instead).
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     dataset_id: Mapped[int | None] = mapped_column(
         ForeignKey("datasets.id", ondelete="SET NULL"), nullable=True, index=True
     )

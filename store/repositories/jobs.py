@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from core.spec_summary import spec_summary
 from store.models import (
     Artifact,
     Job,
@@ -52,12 +53,16 @@ def create_job(
     teacher_id: int | None = None,
     max_attempts: int = 3,
 ) -> Job:
-    """A new `queued` job; the caller commits, then sends `distillery.run_job(job_id)`."""
+    """A new `queued` job; the caller commits, then sends `distillery.run_job(job_id)`.
+
+    The row keeps the job list's summary of the spec (`core.spec_summary.spec_summary`).
+    """
     job = Job(
         team_id=team_id,
         created_by=created_by,
         kind=kind,
         spec=spec,
+        summary=spec_summary(kind, spec),
         spec_hash=spec_hash,
         name=name,
         dataset_id=dataset_id,
@@ -118,8 +123,10 @@ def _job_filters(
 class JobListRow(NamedTuple):
     """One row of a job list: the job's columns but its lease, with its creator's e-mail.
 
-    `spec_json` and `metrics_json` are those columns' JSON text, read for the page's rows only:
-    the API reduces them to the list's summary (and may cache what it makes of a text).
+    `summary` is the row's stored summary of its spec; `spec_json` the spec's JSON text, read
+    only for a row without one (written before revision 0007). `metrics_json` is the metrics'
+    JSON text. All are read for the page's rows only; the API reduces the texts to the list's
+    shape (and may cache what it makes of a text).
     """
 
     id: int
@@ -127,6 +134,7 @@ class JobListRow(NamedTuple):
     name: str
     kind: str
     state: str
+    summary: dict[str, Any] | None
     spec_json: str | None
     spec_hash: str
     dataset_id: int | None
@@ -212,7 +220,8 @@ _LIST_COLUMNS = (
     Job.name,
     Job.kind,
     Job.state,
-    cast(Job.spec, Text).label("spec_json"),
+    Job.summary,
+    case((Job.summary.is_(None), cast(Job.spec, Text)), else_=None).label("spec_json"),
     Job.spec_hash,
     Job.dataset_id,
     Job.teacher_id,

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store import repositories as repo
 from store.db import session_scope
-from store.models import utcnow
+from store.models import Job, utcnow
 from tests.api.broker_probe import Broker
 from tests.api.factories import distill_spec, make_dataset, make_teacher, set_job
 from tests.platform_fixtures import TeamContext
@@ -353,6 +353,14 @@ def test_list_rows_are_summaries_without_the_spec(
     # The job's own page keeps the whole spec.
     full = client.get(f"{API}/jobs/{created['id']}", headers=team.headers).json()
     assert full["spec"]["distill"]["spatial"]["adapter"] == "learned"
+    # The summary was stored with the row; a row from before revision 0007 has none, and the
+    # list makes the same one from its spec.
+    with session_factory() as s:
+        stored = s.get(Job, created["id"])
+        assert stored is not None and stored.summary == row["spec_summary"]
+    set_job(session_factory, created["id"], summary=None)
+    rows = {j["id"]: j for j in client.get(f"{API}/jobs", headers=team.headers).json()["data"]}
+    assert rows[created["id"]]["spec_summary"] == row["spec_summary"]
 
 
 def test_keyset_pages_follow_next_cursor_beside_offsets(

@@ -8,7 +8,6 @@ from typing import Any, get_args
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.spec_catalog import detect_preset, spec_summary
 from core.spec import (
     ABLATION_PRESETS,
     DistillSpec,
@@ -18,6 +17,7 @@ from core.spec import (
     TeacherArch,
     ablation_distill,
 )
+from core.spec_summary import detect_preset, spec_summary
 from tests.api.factories import make_dataset, make_teacher
 from tests.platform_fixtures import TeamContext
 
