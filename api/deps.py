@@ -1,12 +1,14 @@
 """Typed dependencies of the routes: session, settings, blobs, queue, user and team context.
 
-Those that only read the request are `async def`: FastAPI runs them on the event loop, not in
-its thread pool (a thread hop each); those that touch the database stay synchronous.
+Those that do no I/O are `async def`: FastAPI runs them on the event loop, not in its thread
+pool (a thread hop each, two for a generator); those that query the database stay
+synchronous. The session is one of the former: making it touches no connection, and closing
+it hands its connection, if it took one, back to the pool.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email.message import Message
 from typing import Annotated, Any
@@ -32,7 +34,7 @@ READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 """Requests with these methods change nothing (but the throttled token last-use)."""
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """A database session for one request (handlers commit what they change).
 
     Read-only requests get a session without transaction round trips (no BEGIN, ROLLBACK or

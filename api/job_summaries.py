@@ -1,9 +1,9 @@
 """Rows of the job list as `JobSummary`: no spec, the progress without losses, headline AP.
 
-The store hands over each row's stored spec summary (the spec's JSON text instead for a row
-written before summaries were stored) and the metrics' JSON text; what is made of a text is
-cached (it is a pure function of it), so a dashboard polling the same page decodes nothing
-twice.
+The store hands over each row's JSON columns as text: its stored spec summary (the spec
+instead for a row written before summaries were stored), progress, metrics and tags. What is
+made of a text is cached (it is a pure function of it): rows share most of these texts and a
+dashboard polls the same page, so a page decodes few of them at all.
 """
 
 from __future__ import annotations
@@ -60,6 +60,22 @@ def _headline_of_text(text: str | None) -> dict[str, Any] | None:
     return headline_of(json.loads(text) if text else None)
 
 
+@functools.lru_cache(maxsize=CACHED_TEXTS)
+def _decoded(text: str | None) -> Any:
+    return json.loads(text) if text else None
+
+
+@functools.lru_cache(maxsize=CACHED_TEXTS)
+def _progress_of_text(text: str | None) -> dict[str, Any] | None:
+    return list_progress(_decoded(text))
+
+
+def _summary_of(row: JobListRow) -> Any:
+    if row.summary_json is not None:
+        return _decoded(row.summary_json)
+    return _spec_summary_of_text(row.kind, row.spec_json)
+
+
 def job_summary(row: JobListRow) -> JobSummary:
     """A job list row as the list's public shape."""
     return JobSummary.model_validate(
@@ -68,14 +84,10 @@ def job_summary(row: JobListRow) -> JobSummary:
             "name": row.name,
             "kind": row.kind,
             "state": row.state,
-            "progress": list_progress(row.progress),
+            "progress": _progress_of_text(row.progress_json),
             "metrics": _headline_of_text(row.metrics_json),
             "spec_hash": row.spec_hash,
-            "spec_summary": (
-                row.summary
-                if row.summary is not None
-                else _spec_summary_of_text(row.kind, row.spec_json)
-            ),
+            "spec_summary": _summary_of(row),
             "dataset_id": row.dataset_id,
             "teacher_id": row.teacher_id,
             "created_by": row.created_by,
@@ -85,7 +97,7 @@ def job_summary(row: JobListRow) -> JobSummary:
             "started_at": row.started_at,
             "finished_at": row.finished_at,
             "updated_at": row.updated_at,
-            "tags": row.tags or [],
+            "tags": _decoded(row.tags_json) or [],
             "note": row.note or "",
         }
     )

@@ -123,10 +123,11 @@ def _job_filters(
 class JobListRow(NamedTuple):
     """One row of a job list: the job's columns but its lease, with its creator's e-mail.
 
-    `summary` is the row's stored summary of its spec; `spec_json` the spec's JSON text, read
-    only for a row without one (written before revision 0007). `metrics_json` is the metrics'
-    JSON text. All are read for the page's rows only; the API reduces the texts to the list's
-    shape (and may cache what it makes of a text).
+    The JSON columns come as their JSON text, read for the page's rows only: `summary_json`
+    is the row's stored summary of its spec, `spec_json` the spec itself, read only for a row
+    without a summary (written before revision 0007). The API reduces the texts to the list's
+    shape and caches what it makes of a text: a page's progress records, tags and summaries
+    repeat from row to row and from poll to poll, so few are decoded at all.
     """
 
     id: int
@@ -134,14 +135,14 @@ class JobListRow(NamedTuple):
     name: str
     kind: str
     state: str
-    summary: dict[str, Any] | None
+    summary_json: str | None
     spec_json: str | None
     spec_hash: str
     dataset_id: int | None
     teacher_id: int | None
     created_by: int | None
     creator_email: str | None
-    progress: dict[str, Any] | None
+    progress_json: str | None
     metrics_json: str | None
     attempt: int
     max_attempts: int
@@ -150,7 +151,7 @@ class JobListRow(NamedTuple):
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime | None
-    tags: list[str] | None
+    tags_json: str | None
     note: str | None
 
 
@@ -220,14 +221,14 @@ _LIST_COLUMNS = (
     Job.name,
     Job.kind,
     Job.state,
-    Job.summary,
+    cast(Job.summary, Text).label("summary_json"),
     case((Job.summary.is_(None), cast(Job.spec, Text)), else_=None).label("spec_json"),
     Job.spec_hash,
     Job.dataset_id,
     Job.teacher_id,
     Job.created_by,
     User.email.label("creator_email"),
-    Job.progress,
+    cast(Job.progress, Text).label("progress_json"),
     cast(Job.metrics, Text).label("metrics_json"),
     Job.attempt,
     Job.max_attempts,
@@ -236,7 +237,7 @@ _LIST_COLUMNS = (
     Job.started_at,
     Job.finished_at,
     Job.updated_at,
-    Job.tags,
+    cast(Job.tags, Text).label("tags_json"),
     Job.note,
 )
 

@@ -57,7 +57,7 @@ def test_a_page_is_one_statement_with_total_emails_and_next_key(
     assert first.rows[0].creator_email == colleague.email
     assert first.rows[1].creator_email == team.email
     # The stored summary, not the spec, unless a row has none (written before revision 0007).
-    assert first.rows[1].summary == spec_summary("distill", SPEC)
+    assert json.loads(first.rows[1].summary_json or "") == spec_summary("distill", SPEC)
     assert first.rows[1].spec_json is None and first.rows[1].metrics_json is None
     assert first.next_after == (first.rows[1].created_at, ids[3])
     job = session.get(Job, ids[3])
@@ -65,7 +65,7 @@ def test_a_page_is_one_statement_with_total_emails_and_next_key(
     job.summary = None
     session.commit()
     old = repo.job_page(session, team_id=team.team_id, limit=2).rows[1]
-    assert old.summary is None and json.loads(old.spec_json or "") == SPEC
+    assert old.summary_json is None and json.loads(old.spec_json or "") == SPEC
 
     second = repo.job_page(session, team_id=team.team_id, limit=2, after=first.next_after)
     assert [r.id for r in second.rows] == [ids[2], ids[1]] and second.total == 5
