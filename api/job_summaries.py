@@ -62,6 +62,8 @@ def _headline_of_text(text: str | None) -> dict[str, Any] | None:
 
 @functools.lru_cache(maxsize=CACHED_TEXTS)
 def _decoded(text: str | None) -> Any:
+    """A JSON text's value, shared by every caller: read it, never change it (pydantic's
+    validation of a JobSummary copies what it keeps)."""
     return json.loads(text) if text else None
 
 
