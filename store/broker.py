@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from kombu.transport import TRANSPORT_ALIASES
@@ -22,10 +23,23 @@ TASK_RUN_JOB = "distillery.run_job"
 TASK_REQUEUE_EXPIRED = "distillery.requeue_expired"
 TASK_ADVANCE_SWEEP = "distillery.advance_sweep"
 VALIDATION_QUEUE = "default"
+_OPEN_ATTEMPTS = 5
 
 
 class RaceSafeChannel(SqlAlchemyChannel):
     """kombu's SQL channel, where two processes declaring one queue no longer crash one."""
+
+    def _open(self) -> Any:
+        # kombu's create_all checks for each table, then creates it: two processes opening the
+        # same fresh SQLite broker at once both see it missing and the loser dies of "table
+        # kombu_message already exists" (or of "database is locked"). A retry finds the
+        # tables there and creates nothing.
+        for attempt in range(_OPEN_ATTEMPTS - 1):
+            try:
+                return super()._open()
+            except OperationalError:
+                time.sleep(0.05 * (attempt + 1))
+        return super()._open()
 
     def _get_or_create(self, queue: str) -> Any:
         # kombu guards this with a thread mutex only: the API and a worker (or two workers)
