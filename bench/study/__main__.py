@@ -82,6 +82,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="SEED",
         help="the per-level ablation's seeds (default: the scale's)",
     )
+    parser.add_argument(
+        "--tuning-seeds",
+        nargs="+",
+        type=int,
+        metavar="SEED",
+        help="the seeds of --tune and --schedule (default: the scale's)",
+    )
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     parser.add_argument(
         "--workers",
@@ -129,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         scale = replace(scale, seeds=tuple(args.seeds))
     if args.ablation_seeds:
         scale = replace(scale, ablation_seeds=tuple(args.ablation_seeds))
+    if args.tuning_seeds:
+        scale = replace(scale, tuning_seeds=tuple(args.tuning_seeds))
     out: Path = args.out or Path("runs") / f"study-{scale.name}"
     if args.tune:
         args.split = "val"

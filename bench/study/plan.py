@@ -34,6 +34,10 @@ TUNING: dict[str, tuple[str, dict[str, Any]]] = {
     "tune_lambda_0.1": ("HKD, lambda_KD 0.1", {"lambda_kd": 0.1}),
     "tune_lambda_3": ("HKD, lambda_KD 3", {"lambda_kd": 3.0}),
     "tune_no_context": ("HKD without the context term", {"level_terms": {"context": 0.0}}),
+    "tune_p2_p3": (
+        "HKD on P2 and P3 only (P4, P5 off)",
+        {"off_levels": ("p4", "p5")},
+    ),
     "tune_response_0.1": (
         "HKD with response KD (weight 1), lambda_KD 0.1",
         {"response": 1.0, "lambda_kd": 0.1},
@@ -244,12 +248,18 @@ def plan_tuning(scale: Scale) -> list[StudyRun]:
 def apply_changes(spec: DistillSpec, changes: dict[str, Any]) -> DistillSpec:
     """`spec` with top-level fields, option groups and per-level term weights replaced.
 
-    `{"lambda_kd": 0.3}`, `{"spatial": {"normalize": False}}`, and `{"level_terms":
-    {"context": 0.5}}` (that term's weight at every level) are the three forms.
+    `{"lambda_kd": 0.3}`, `{"spatial": {"normalize": False}}`, `{"level_terms":
+    {"context": 0.5}}` (that term's weight at every level) and `{"off_levels": ("p4", "p5")}`
+    (every term of those levels off) are the four forms.
     """
     update: dict[str, Any] = {}
     for key, value in changes.items():
-        if key == "level_terms":
+        if key == "off_levels":
+            off = LevelWeights(spatial=0.0, semantic=0.0, context=0.0)
+            update["levels"] = {
+                name: (off if name in value else weights) for name, weights in spec.levels.items()
+            }
+        elif key == "level_terms":
             update["levels"] = {
                 name: weights.model_copy(update=value) for name, weights in spec.levels.items()
             }

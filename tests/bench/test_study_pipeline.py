@@ -85,6 +85,22 @@ def test_tuning_changes_apply_to_every_variant() -> None:
     masks = apply_changes(DistillSpec(), {"spatial": {"scale_aware": False}})
     assert masks.spatial.scale_aware is False and masks.spatial.normalize is True
     assert variant_distill(base, "tune_lambda_0.1").lambda_kd == 0.1
+    low = variant_distill(base, "tune_p2_p3")
+    assert [n for n, w in low.levels.items() if w.spatial or w.semantic or w.context] == [
+        "p2",
+        "p3",
+    ]
+    assert low.levels["p3"].context == 0.5 and low.lambda_kd == 0.2
+
+
+def test_a_scale_default_on_two_levels_trains_what_the_candidate_trained() -> None:
+    # A candidate chosen on val becomes the scale's default; the test study's full HKD must
+    # then have the candidate's training hash, so that it scores the val-trained model.
+    scale = SCALES["cpu"]
+    tuned = dataclasses.replace(scale, distill=(("off_levels", ("p4", "p5")),))
+    assert variant_distill(scale_distill(tuned), "hierarchical") == variant_distill(
+        scale_distill(scale), "tune_p2_p3"
+    )
 
 
 def test_test_study_scores_val_trained_students_instead_of_retraining(study: Path) -> None:
@@ -119,6 +135,14 @@ def test_dry_run_lists_only_the_selected_runs(capsys: pytest.CaptureFixture[str]
     assert main(["--scale", "cpu", "--teachers-only", "--dry-run"]) == 0
     assert "2 runs at scale cpu" in capsys.readouterr().out
     argv = ["--scale", "cpu", "--no-voc", "--no-ablation", "--seeds", "1", "--dry-run"]
+    tune = ["--scale", "cpu", "--tune", "--tuning-seeds", "0", "1", "--dry-run"]
+    assert main([*tune, "--only", "tune_p2_p3"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "coco/teacher/seed0 (teacher)",
+        "coco/tune_p2_p3/seed0 (tuning)",
+        "coco/tune_p2_p3/seed1 (tuning)",
+        "3 runs at scale cpu",
+    ]
     assert main([*argv, "--only", "pkd", "hierarchical"]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "coco/teacher/seed0 (teacher)",
