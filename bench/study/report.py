@@ -156,9 +156,9 @@ def setup_section(ctx: StudyContext) -> list[str]:
         f"(all levels P2–P5, all three terms, lambda_KD {DEFAULT_LAMBDA_KD:g})"
         + (
             f" with the changes chosen on val for this scale: `{dict(s.distill)}` "
-            "(docs/tuning.md, `python -m bench.study --tune`)."
+            "(docs/tuning*.md, `python -m bench.study --tune`)."
             if s.distill
-            else "; the val tuning (docs/tuning.md, `python -m bench.study --tune`) kept it."
+            else "; the val tuning (docs/tuning*.md, `python -m bench.study --tune`) kept it."
         ),
         "- AP figures are COCO metrics (pycocotools) in percent; n/a where the test split has "
         "no object of that size (the benchmark has no large objects).",

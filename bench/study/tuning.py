@@ -18,10 +18,13 @@ from bench.study.runner import RunRecord
 
 
 def tuning_rows(records: Sequence[RunRecord]) -> list[tuple[str, int, str, str, float | None]]:
-    """(variant, seeds, AP, AP_small, mean AP_small) per configuration, in the plan's order."""
+    """(variant, seeds, AP, AP_small, mean AP_small) per configuration, in the plan's order;
+    a candidate that did not run (`--only`) has no row."""
     rows = []
     for variant in (*TUNING_BASELINES, *TUNING):
         found = [r.scores() for r in records if r.variant == variant and r.ok]
+        if not found and variant not in TUNING_BASELINES:
+            continue
         small = metric_stat(found, "AP_small")
         rows.append(
             (variant, len(found), mean_std(metric_stat(found, "AP")), mean_std(small), small.mean)

@@ -25,6 +25,8 @@ from bench.study.tuning import best_candidate
 from core.spec import DistillSpec
 
 SMOKE_ARGS = ["--scale", "smoke", "--threads", "1", "--no-pictures"]
+TUNED = ("no_kd", "hierarchical", "tune_lambda_0.1", "tune_no_context")
+"""The tuning runs the smoke study trains (every candidate's spec is checked without training)."""
 
 
 def _records(root: Path) -> dict[str, RunRecord]:
@@ -62,17 +64,26 @@ def test_tuning_scores_the_trained_teacher_on_val(study: Path) -> None:
     report = study / "tuning.md"
     teacher_file = study / "runs/coco/teacher/seed0/job/teacher.safetensors"
     trained_at = teacher_file.stat().st_mtime
-    status = main([*SMOKE_ARGS, "--out", str(study), "--tune", "--report", str(report)])
+    status = main(
+        [*SMOKE_ARGS, "--out", str(study), "--tune", "--report", str(report), "--only", *TUNED]
+    )
     assert status == 0
     records = _records(study / "runs-val")
     teacher = records["coco/teacher/seed0"]
     assert teacher.split == "val" and teacher.metrics["kind"] == "evaluate"
     assert not (study / "runs-val/coco/teacher/seed0/job/teacher.safetensors").exists()
     assert teacher_file.stat().st_mtime == trained_at
-    assert {f"coco/{name}/seed0" for name in TUNING} <= set(records)
+    assert set(records) == {"coco/teacher/seed0", *(f"coco/{name}/seed0" for name in TUNED)}
     text = report.read_text()
     assert "**val** split" in text and "HKD, lambda_KD 0.1" in text
-    assert best_candidate(list(records.values())) in {*TUNING, "hierarchical"}
+    assert best_candidate(list(records.values())) in TUNED[1:]
+
+
+def test_every_tuning_candidate_changes_full_hkd() -> None:
+    full = variant_distill(DistillSpec(), "hierarchical")
+    changed = {name: variant_distill(DistillSpec(), name) for name in TUNING}
+    assert all(spec != full for spec in changed.values())
+    assert len({spec.model_dump_json() for spec in changed.values()}) == len(TUNING)
 
 
 def test_tuning_changes_apply_to_every_variant() -> None:
@@ -101,12 +112,17 @@ def test_a_scale_default_on_two_levels_trains_what_the_candidate_trained() -> No
     assert variant_distill(scale_distill(tuned), "hierarchical") == variant_distill(
         scale_distill(scale), "tune_p2_p3"
     )
+    # Its ablation drops only what the default uses: without P4 it would train full HKD again.
+    ablated = {run.variant for run in plan_runs(tuned, voc=False) if run.group == "ablation"}
+    assert {"drop_p2", "drop_p3", "drop_context"} <= ablated
+    assert not ablated & {"drop_p4", "drop_p5"}
 
 
 def test_test_study_scores_val_trained_students_instead_of_retraining(study: Path) -> None:
     # Runs after the tuning test: the val study holds no KD, full HKD and HKD without the
     # context term at seed 0, trained exactly as the test study's runs of the same training.
-    main([*SMOKE_ARGS, "--out", str(study), "--tune", "--report", str(study / "tuning.md")])
+    tune = ["--tune", "--report", str(study / "tuning.md"), "--only", *TUNED]
+    main([*SMOKE_ARGS, "--out", str(study), *tune])
     status = main([*SMOKE_ARGS, "--out", str(study), "--report", str(study / "again.md")])
     assert status == 0
     records = _records(study / "runs")
