@@ -170,22 +170,31 @@ class StudyRunner:
         weights = self.teacher_checkpoint(run.track)
         return student_spec(self.scale, run, data, weights, eval_split=self.split)
 
-    def trained_elsewhere(self, spec: JobSpec, wanted: str) -> tuple[Path, RunRecord] | None:
-        """A student that the other split's study trained with exactly this training
-        (training hash `wanted`), if any.
+    def trained_elsewhere(
+        self, spec: JobSpec, wanted: str, own: Path | None = None
+    ) -> tuple[Path, RunRecord] | None:
+        """A student that another run trained with exactly this training (training hash
+        `wanted`), if any: a run of the other split's study, or another run of this one.
 
         The test study scores a model the val study (tuning) trained on test instead of
         training it again: the same weights, chosen on val, reported on test. The val study
-        scores a test-study model on val likewise (training never sees either split).
+        scores a test-study model on val likewise (training never sees either split). Within
+        one study two variants can train alike (without P2, a P2-P3 default is the P3-only
+        variant): the later one scores the earlier one's model. Only a run that trained its
+        model is a source (not one that scored another's), and `own`, the run's folder, never.
         """
         if spec.kind != "distill":
             return None
         other = "val" if self.split == "test" else "test"
-        for path in sorted(runs_root(self.out, other).glob("*/*/seed*/record.json")):
-            record = RunRecord.load(path)
-            weights = path.parent / "job" / "student.safetensors"
-            if record.ok and record.training_hash == wanted and weights.is_file():
-                return weights, record
+        for root in (runs_root(self.out, other), self.root):
+            for path in sorted(root.glob("*/*/seed*/record.json")):
+                if own is not None and path.parent == own:
+                    continue
+                record = RunRecord.load(path)
+                weights = path.parent / "job" / "student.safetensors"
+                trained = record.ok and record.trained_by is None
+                if trained and record.training_hash == wanted and weights.is_file():
+                    return weights, record
         return None
 
     def execute(self, run: StudyRun) -> RunRecord:
@@ -193,7 +202,7 @@ class StudyRunner:
         folder = run_folder(self.root, run)
         planned = spec = self.spec(run)
         inputs = training_hash(planned)
-        reused = self.trained_elsewhere(planned, inputs)
+        reused = self.trained_elsewhere(planned, inputs, own=folder)
         if reused is not None and planned.student is not None:
             student = planned.student.model_copy(update={"checkpoint": str(reused[0])})
             spec = planned.model_copy(
@@ -234,6 +243,7 @@ class StudyRunner:
         folder.mkdir(parents=True, exist_ok=True)
         if reused is not None and record.ok:
             # The scored weights live with the run, as if it had trained them (pictures).
+            (folder / "job").mkdir(parents=True, exist_ok=True)
             shutil.copyfile(reused[0], folder / "job" / "student.safetensors")
         record.save(record_path)
         return record

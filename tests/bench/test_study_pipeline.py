@@ -13,6 +13,7 @@ from bench.study.__main__ import main
 from bench.study.plan import (
     SCALES,
     TUNING,
+    StudyRun,
     apply_changes,
     plan_runs,
     scale_distill,
@@ -22,7 +23,7 @@ from bench.study.plan import (
 )
 from bench.study.runner import RunRecord, StudyRunner, training_hash
 from bench.study.tuning import best_candidate
-from core.spec import DistillSpec
+from core.spec import DistillSpec, JobSpec
 
 SMOKE_ARGS = ["--scale", "smoke", "--threads", "1", "--no-pictures"]
 TUNED = ("no_kd", "hierarchical", "tune_lambda_0.1", "tune_no_context")
@@ -257,3 +258,33 @@ def test_cached_student_is_retrained_after_its_teacher_changed(tmp_path: Path) -
     teacher.write_bytes(b"teacher two, retrained")
     runner.execute(run)
     assert len(calls) == 2
+
+
+def test_a_variant_that_trains_like_an_earlier_one_scores_its_model(tmp_path: Path) -> None:
+    # On a P2-P3 default, HKD without P2 is the P3-only variant: it is scored, not retrained,
+    # and a rerun keeps both records cached (neither becomes the other's copy).
+    kinds: list[str] = []
+
+    def fake_job(spec: JobSpec, out: Path, **_: object) -> object:
+        kinds.append(spec.kind)
+        if spec.kind == "distill":
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "student.safetensors").write_bytes(b"weights of " + out.parent.name.encode())
+        return type("Result", (), {"metrics": {"student": {"AP_small": 0.1}}})()
+
+    scale = dataclasses.replace(SCALES["smoke"], distill=(("off_levels", ("p4", "p5")),))
+    runner = StudyRunner(scale, tmp_path, {"coco": tmp_path / "data"}, run_job=fake_job)
+    teacher = runner.teacher_checkpoint("coco")
+    teacher.parent.mkdir(parents=True)
+    teacher.write_bytes(b"teacher")
+    single = StudyRun("coco", "main", "single_level", 0)
+    dropped = StudyRun("coco", "ablation", "drop_p2", 0)
+    first = runner.execute(single)
+    second = runner.execute(dropped)
+    assert kinds == ["distill", "evaluate"]
+    assert first.trained_by is None and second.trained_by == "test:coco/single_level/seed0"
+    copied = tmp_path / "runs/coco/drop_p2/seed0/job/student.safetensors"
+    assert copied.read_bytes() == b"weights of seed0"
+    assert runner.execute(single).spec_hash == first.spec_hash
+    assert runner.execute(dropped).spec_hash == second.spec_hash
+    assert kinds == ["distill", "evaluate"]  # both cached
