@@ -38,6 +38,10 @@ TUNING: dict[str, tuple[str, dict[str, Any]]] = {
         "HKD on P2 and P3 only (P4, P5 off)",
         {"off_levels": ("p4", "p5")},
     ),
+    "tune_p2_only": (
+        "HKD on P2 only (P3, P4, P5 off)",
+        {"off_levels": ("p3", "p4", "p5")},
+    ),
     "tune_response_0.1": (
         "HKD with response KD (weight 1), lambda_KD 0.1",
         {"response": 1.0, "lambda_kd": 0.1},
