@@ -62,7 +62,7 @@ VARIANT_LABELS: dict[str, str] = {
     "response": "response KD (LD / CrossKD normalisation)",
     "pkd": "PKD (Pearson feature KD, all cells)",
     "single_level": "single-level feature KD (P3)",
-    "hierarchical": "hierarchical KD (full)",
+    "hierarchical": "hierarchical KD (all the scale's levels and terms)",
     **{f"drop_{n}": f"HKD without {n.upper()}" for n in LEVEL_NAMES},
     **{f"drop_{t}": f"HKD without the {t} term" for t in TERMS},
     **{name: label for name, (label, _) in TUNING.items()},
