@@ -27,7 +27,8 @@ _OPEN_ATTEMPTS = 5
 
 
 class RaceSafeChannel(SqlAlchemyChannel):
-    """kombu's SQL channel, where two processes declaring one queue no longer crash one."""
+    """kombu's SQL channel, where processes opening a fresh broker or declaring one queue
+    together no longer crash one another."""
 
     def _open(self) -> Any:
         # kombu's create_all checks for each table, then creates it: two processes opening the
