@@ -213,11 +213,10 @@ def plan_runs(scale: Scale, *, voc: bool = True, ablation: bool = True) -> list[
     if voc:
         runs += [StudyRun("voc", "main", v, s) for s in scale.voc_seeds for v in scale.voc_variants]
     if ablation:
-        full = variant_distill(scale_distill(scale), "hierarchical")
+        base = scale_distill(scale)
+        full = variant_distill(base, "hierarchical")
         # Dropping a level or term that the scale's default already leaves off is full HKD.
-        variants = [
-            v for v in scale.ablation_variants if variant_distill(scale_distill(scale), v) != full
-        ]
+        variants = [v for v in scale.ablation_variants if variant_distill(base, v) != full]
         runs += [StudyRun("coco", "ablation", v, s) for s in scale.ablation_seeds for v in variants]
     return runs
 
