@@ -12,7 +12,7 @@ from typing import Any
 from core.data.synthetic import generate_synthetic
 from core.pipeline.ablation import format_ablation_table, run_ablation
 from core.pipeline.run import run_job
-from core.spec import DEFAULT_LAMBDA_KD, AblationPreset, JobSpec
+from core.spec import DEFAULT_LAMBDA_KD, LEVEL_NAMES, AblationPreset, JobSpec
 
 log = logging.getLogger("distillery.engine")
 
@@ -39,6 +39,8 @@ class DemoPreset:
     seeds: tuple[int, ...]
     max_val_images: int | None = None
     lambda_kd: float = DEFAULT_LAMBDA_KD
+    kd_levels: tuple[str, ...] = LEVEL_NAMES
+    """The levels hierarchical KD distils (every term on); the others are off."""
 
 
 def quick_preset() -> DemoPreset:
@@ -72,6 +74,7 @@ def quick_preset() -> DemoPreset:
         variants=("no_kd", "hierarchical"),
         seeds=(0,),
         max_val_images=40,
+        kd_levels=("p2", "p3"),
     )
 
 
@@ -120,6 +123,8 @@ def demo_specs(preset: DemoPreset, data: Path, teacher_weights: Path) -> tuple[J
         }
 
     teacher_section = {"arch": preset.teacher_arch, "fpn_channels": preset.teacher_fpn_channels}
+    off = {"spatial": 0.0, "semantic": 0.0, "context": 0.0}
+    kd_levels = {name: ({} if name in preset.kd_levels else off) for name in LEVEL_NAMES}
     teacher = JobSpec.model_validate(
         {
             "kind": "teacher",
@@ -136,7 +141,7 @@ def demo_specs(preset: DemoPreset, data: Path, teacher_weights: Path) -> tuple[J
             "data": data_section,
             "teacher": {**teacher_section, "checkpoint": str(teacher_weights)},
             "student": {"arch": preset.student_arch, "fpn_channels": preset.student_fpn_channels},
-            "distill": {"lambda_kd": preset.lambda_kd},
+            "distill": {"lambda_kd": preset.lambda_kd, "levels": kd_levels},
             "schedule": schedule(preset.student_epochs, preset.student_lr),
         }
     )

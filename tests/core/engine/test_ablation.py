@@ -58,6 +58,15 @@ def test_demo_presets_build_valid_specs(tmp_path) -> None:
         assert teacher.kind == "teacher" and distill.kind == "distill"
         assert distill.student is not None and distill.student.arch == "retinanet_mobilenet_v2_fpn"
         assert "no_kd" in preset.variants and "hierarchical" in preset.variants
+        on = {n for n, w in distill.distill.levels.items() if w.spatial or w.semantic or w.context}
+        assert on == set(preset.kd_levels)
+
+
+def test_quick_demo_distils_the_small_object_levels_only(tmp_path) -> None:
+    _, distill = demo_specs(DEMO_PRESETS["quick"](), tmp_path, tmp_path / "t.safetensors")
+    levels = distill.distill.levels
+    assert levels["p2"].spatial == levels["p3"].context == 1.0
+    assert levels["p4"].spatial == levels["p5"].semantic == levels["p5"].context == 0.0
 
 
 def test_overrides_set_nested_values_parsed_as_yaml() -> None:
