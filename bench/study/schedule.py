@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bench.machine import format_machine
-from bench.study.aggregate import metric_stat
+from bench.study.aggregate import gap_closed, metric_stat
 from bench.study.plan import SCHEDULES, TEACHER, TUNING_BASELINES, VARIANT_LABELS, student_schedule
 from bench.study.report import StudyContext, mean_std
 from bench.study.runner import RunRecord
@@ -65,11 +65,15 @@ def render_schedule(records: Sequence[RunRecord], ctx: StudyContext) -> str:
             f"{mean_std(metric_stat(found, 'AP'))} | {mean_std(metric_stat(found, 'AP_small'))} |"
         )
     gains = kd_gains(records)
-    lines += ["", "KD gain (HKD − no KD, val AP_small):"]
-    for label, gain in gains.items():
+    teacher_small = teacher.scores().get("AP_small") if teacher is not None else None
+    lines += ["", "KD gain (HKD − no KD, val AP_small) and the share of the teacher gap it closes:"]
+    for label, plain, hkd in PAIRS:
+        gain = gains[label]
         epochs = ctx.scale.student_epochs * (3 if label == "3x" else 1)
         shown = "n/a" if gain is None else f"{100 * gain:+.1f}"
-        lines.append(f"- {epochs} epochs ({label}): {shown}")
+        share = gap_closed(_mean_small(records, hkd), _mean_small(records, plain), teacher_small)
+        closed = "" if share is None else f" ({100 * share:.0f} % of the gap closed)"
+        lines.append(f"- {epochs} epochs ({label}): {shown}{closed}")
     finetune = _mean_small(records, "sched_hkd_finetune")
     base = _mean_small(records, "hierarchical")
     if finetune is not None and base is not None:

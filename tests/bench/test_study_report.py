@@ -159,5 +159,6 @@ def test_schedule_report_gives_the_kd_gain_at_each_length(tmp_path: Path) -> Non
     )
     text = render_schedule(records, ctx)
     assert "| HKD, 3x the epochs | 12 | 0 | 1 |" in text
-    assert "- 4 epochs (1x): +4.0" in text and "- 12 epochs (3x): +2.0" in text
+    assert "- 4 epochs (1x): +4.0 (36 % of the gap closed)" in text
+    assert "- 12 epochs (3x): +2.0 (25 % of the gap closed)" in text
     assert "the fine-tune stage after HKD: +0.5 AP_small" in text
