@@ -158,7 +158,8 @@ def test_schedule_report_gives_the_kd_gain_at_each_length(tmp_path: Path) -> Non
         split="val",
     )
     text = render_schedule(records, ctx)
-    assert "| HKD, 3x the epochs | 12 | 0 | 1 |" in text
-    assert "- 4 epochs (1x): +4.0 (36 % of the gap closed)" in text
-    assert "- 12 epochs (3x): +2.0 (25 % of the gap closed)" in text
+    epochs = SCALES["cpu"].student_epochs
+    assert f"| HKD, 3x the epochs | {3 * epochs} | 0 | 1 |" in text
+    assert f"- {epochs} epochs (1x): +4.0 (36 % of the gap closed)" in text
+    assert f"- {3 * epochs} epochs (3x): +2.0 (25 % of the gap closed)" in text
     assert "the fine-tune stage after HKD: +0.5 AP_small" in text
