@@ -217,6 +217,7 @@ def seed_rows(url: str, *, jobs: int) -> Seed:
                 )
             for chunk in range(0, len(rows), 2_000):
                 session.execute(insert(Job), rows[chunk : chunk + 2_000])
+            repo.recount_jobs(session, team_id=team.id)  # the bulk insert bypassed create_job
             session.commit()
             job_ids = list(session.scalars(select(Job.id).where(Job.team_id == team.id)))
     finally:

@@ -86,6 +86,9 @@ class Team(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    job_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """The team's jobs, kept by `store.repositories.jobs` as it creates and deletes them: the
+    unfiltered job list's total, read from this row instead of counted on every page."""
 
 
 class User(Base):

@@ -19,6 +19,7 @@ from api.deps import (
     RowId,
     SessionDep,
     SettingsDep,
+    TeamInEndpoint,
     WriterTeam,
 )
 from api.errors import FieldError, conflict, not_found, unavailable
@@ -158,7 +159,7 @@ def _csv(values: list[str] | None) -> list[str]:
 @router.get("", response_model=JobsPublic)
 def list_jobs(
     request: Request,
-    team: CurrentTeam,
+    auth: TeamInEndpoint,
     session: SessionDep,
     page: PageDep,
     state: Annotated[
@@ -199,6 +200,7 @@ def list_jobs(
     COCO figure (fractions, as in metrics.json); `tag=` keeps the jobs with that tag. All in
     the one statement of the page.
     """
+    team = auth.team(session)  # first, in this thread: a 401 or 403 before any query error
     try:
         order = parse_job_sort(sort)
     except ValueError as exc:

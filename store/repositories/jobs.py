@@ -33,6 +33,7 @@ from store.models import (
     JobEvent,
     MetricPoint,
     Teacher,
+    Team,
     User,
     utcnow,
 )
@@ -74,8 +75,25 @@ def create_job(
     )
     session.add(job)
     session.flush()
+    _count_jobs(session, team_id, +1)
     add_event(session, job_id=job.id, message="Job queued.")
     return job
+
+
+def _count_jobs(session: Session, team_id: int, change: int) -> None:
+    """Add `change` to the team's job count (`Team.job_count`), in the caller's transaction."""
+    session.execute(
+        update(Team).where(Team.id == team_id).values(job_count=Team.job_count + change)
+    )
+
+
+def recount_jobs(session: Session, *, team_id: int) -> int:
+    """Set the team's job count from its job rows, and return it: after rows were written
+    around `create_job` (a bulk load). The caller commits."""
+    counted = select(func.count()).select_from(Job).where(Job.team_id == team_id)
+    total = int(session.scalar(counted) or 0)
+    session.execute(update(Team).where(Team.id == team_id).values(job_count=total))
+    return total
 
 
 def get_job(session: Session, *, team_id: int, job_id: int) -> Job | None:
@@ -270,7 +288,8 @@ def _page_statement(
 ) -> Select:  # type: ignore[type-arg]  # Select[...] differs in SQLAlchemy 2.0 and 2.1
     """The page statement of one combination of filters, built once (values are parameters).
 
-    The count of the filter LEFT JOINed to the page: one row even when the page is empty.
+    The count of the filter LEFT JOINed to the page: one row even when the page is empty
+    (without a filter, the team's kept count: `Team.job_count`).
     The page is chosen on (id, sort key) alone; the JSON texts are read for its own rows
     only, not for those an offset skips or the sort compares.
     """
@@ -299,7 +318,13 @@ def _page_statement(
                 and_(Job.created_at == bindparam("after_at"), Job.id < bindparam("after_id")),
             )
         )
-    counted = select(func.count().label("total")).select_from(Job).where(*conditions).subquery()
+    if len(conditions) == 1:
+        # No filter but the team's: its kept count (`Team.job_count`), not a scan of its jobs.
+        counted = (
+            select(Team.job_count.label("total")).where(Team.id == bindparam("team_id")).subquery()
+        )
+    else:
+        counted = select(func.count().label("total")).select_from(Job).where(*conditions).subquery()
     key = _sort_expression(sort.key)
     first = key.desc() if sort.descending else key.asc()
     if _nullable(sort.key):
@@ -561,6 +586,7 @@ def delete_job(session: Session, *, team_id: int, job_id: int) -> Job | None:
     )
     session.delete(job)
     session.flush()
+    _count_jobs(session, team_id, -1)
     return job
 
 

@@ -19,6 +19,12 @@ def test_missing_or_invalid_token_is_401_json(client: TestClient) -> None:
     invalid = client.get(f"{API}/me", headers={"Authorization": "Bearer dst_not-a-token"})
     assert invalid.status_code == 401
     assert invalid.json()["detail"] == "invalid or revoked token"
+    # The job list looks its team up in its own thread: the same answers.
+    bad = {"Authorization": "Bearer dst_not-a-token"}
+    listed = client.get(f"{API}/jobs", headers=bad, params={"state": "nonsense"})
+    assert listed.status_code == 401 and listed.json()["detail"] == "invalid or revoked token"
+    anonymous = client.get(f"{API}/jobs", params={"limit": "many"})
+    assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"] == "Bearer"
 
 
 def test_login_issues_a_token_that_identifies_the_user(

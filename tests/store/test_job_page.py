@@ -81,3 +81,38 @@ def test_a_page_is_one_statement_with_total_emails_and_next_key(
     assert [r.id for r in teachers.rows] == [ids[0]] and teachers.total == 1
     mine = repo.job_page(session, team_id=team.team_id, created_by=colleague.user_id)
     assert [r.id for r in mine.rows] == [ids[4]]
+
+
+def test_the_unfiltered_total_is_the_count_kept_with_every_create_and_delete(
+    team_factory: Callable[..., TeamContext], session: Session
+) -> None:
+    team, other = team_factory(), team_factory()
+
+    def add(owner: TeamContext, name: str) -> int:
+        return repo.create_job(
+            session,
+            team_id=owner.team_id,
+            created_by=owner.user_id,
+            kind="distill",
+            spec=SPEC,
+            name=name,
+        ).id
+
+    ids = [add(team, f"run {i}") for i in range(4)]
+    add(other, "theirs")
+    session.commit()
+    repo.delete_job(session, team_id=team.team_id, job_id=ids[1])
+    session.commit()
+    page = repo.job_page(session, team_id=team.team_id, limit=2)
+    assert page.total == 3 and [r.id for r in page.rows] == [ids[3], ids[2]]
+    assert repo.job_page(session, team_id=other.team_id).total == 1
+    # A filter still counts its rows; without one, the team's kept count is the total.
+    assert repo.job_page(session, team_id=team.team_id, q="run 3").total == 1
+    # Rows written around create_job (a bulk load) are counted once recount_jobs runs.
+    extra = Job(team_id=team.team_id, kind="distill", spec=SPEC, name="bulk", state="queued")
+    session.add(extra)
+    session.commit()
+    assert repo.job_page(session, team_id=team.team_id).total == 3
+    assert repo.recount_jobs(session, team_id=team.team_id) == 4
+    session.commit()
+    assert repo.job_page(session, team_id=team.team_id).total == 4
