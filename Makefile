@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PRESET ?= quick
 
-.PHONY: setup web browser demo demo-engine test lint bench study tune clean
+.PHONY: setup web browser demo demo-engine demo-check test lint bench study tune clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -31,6 +31,9 @@ demo: setup  ## benchmark, teacher, distilled student, result table; then the pl
 
 demo-engine: setup  ## only the engine part of `demo`: prints the result table and stops
 	$(BIN)/distillery demo --preset $(PRESET) --out runs/demo-$(PRESET)
+
+demo-check: setup  ## the quick demo on seeds 0, 1, 2; fails unless each orders teacher > HKD > no KD
+	$(BIN)/distillery demo --preset quick --seeds 0 1 2 --check-order --quiet --out runs/demo-check
 
 lint: setup
 	$(BIN)/ruff check .

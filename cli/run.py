@@ -20,6 +20,8 @@ from core.spec import ABLATION_PRESETS, JobSpec
 EXIT_SPEC_ERROR = 2
 EXIT_RUN_ERROR = 1
 EXIT_CANCELED = 130
+EXIT_ORDER_NOT_HELD = 3
+"""`demo --check-order`: some seed did not order AP_small teacher > HKD > no KD."""
 
 
 class SpecFileError(ValueError):
@@ -57,6 +59,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.add_argument(
         "--seeds", type=int, nargs="+", default=None, help="student seeds (default: the preset's)"
+    )
+    demo.add_argument(
+        "--check-order",
+        action="store_true",
+        help=f"exit {EXIT_ORDER_NOT_HELD} unless every seed orders AP_small teacher > HKD > no KD "
+        "(`make demo-check`: the quick preset on seeds 0, 1 and 2)",
     )
     # Measured on a shared 2-core machine: two torch threads under load spin against other
     # processes and ran the quick demo several times slower than one thread did.
@@ -210,9 +218,11 @@ def _demo(args: argparse.Namespace) -> int:
     if args.seeds:
         preset = dataclasses.replace(preset, seeds=tuple(args.seeds))
     out = args.out or Path("runs") / f"demo-{preset.name}"
+    held: list[bool | None] = []
 
     def action() -> None:
         result = run_demo(preset, out, progress=not args.quiet)
+        held.append(result["ordering"]["holds"])
         print()
         print(
             f"Demo '{preset.name}' ({result['seconds']:.0f} s), AP in % on the synthetic val split:"
@@ -224,7 +234,12 @@ def _demo(args: argparse.Namespace) -> int:
             print("\n".join(f"  {line}" for line in ordering["lines"]))
         print(f"written: {out / 'demo.json'}")
 
-    return _guarded(action)
+    status = _guarded(action)
+    if status == 0 and args.check_order and held != [True]:
+        message = "error: AP_small is not ordered teacher > HKD > no KD for every seed"
+        print(message, file=sys.stderr)
+        return EXIT_ORDER_NOT_HELD
+    return status
 
 
 def _summary(metrics: dict[str, Any]) -> str:
