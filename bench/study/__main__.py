@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.machine import machine_info, set_threads
 from bench.study.data import build_benchmark, export_voc, split_counts
-from bench.study.plan import SCALES, plan_runs, plan_schedule, plan_tuning
+from bench.study.plan import SCALES, Scale, plan_runs, plan_schedule, plan_tuning
 from bench.study.report import StudyContext, render_report
 from bench.study.runner import (
     RunRecord,
@@ -89,6 +89,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="SEED",
         help="the seeds of --tune and --schedule (default: the scale's)",
     )
+    parser.add_argument(
+        "--student-epochs",
+        type=int,
+        help="the students' epochs (default: the scale's); --schedule compares this and 3x it",
+    )
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     parser.add_argument(
         "--workers",
@@ -125,12 +130,8 @@ def _pictures(args: argparse.Namespace, out: Path, data: dict[str, Path]) -> lis
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the study and write its report; returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    set_threads(args.threads)
+def scale_from_args(args: argparse.Namespace) -> Scale:
+    """The scale `--scale` names, with the seeds and student epochs the options override."""
     scale = SCALES[args.scale]
     if args.seeds:
         scale = replace(scale, seeds=tuple(args.seeds))
@@ -138,6 +139,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         scale = replace(scale, ablation_seeds=tuple(args.ablation_seeds))
     if args.tuning_seeds:
         scale = replace(scale, tuning_seeds=tuple(args.tuning_seeds))
+    if args.student_epochs:
+        scale = replace(scale, student_epochs=args.student_epochs)
+    return scale
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the study and write its report; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    set_threads(args.threads)
+    scale = scale_from_args(args)
     out: Path = args.out or Path("runs") / f"study-{scale.name}"
     if args.tune:
         args.split = "val"

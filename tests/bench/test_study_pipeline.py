@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.study.__main__ import main
+from bench.study.__main__ import main, parse_args, scale_from_args
 from bench.study.plan import (
     SCALES,
     TUNING,
@@ -18,6 +18,7 @@ from bench.study.plan import (
     apply_changes,
     plan_runs,
     scale_distill,
+    student_schedule,
     student_spec,
     teacher_spec,
     variant_distill,
@@ -322,3 +323,11 @@ def test_a_variant_that_trains_like_an_earlier_one_scores_its_model(tmp_path: Pa
     assert runner.execute(single).spec_hash == first.spec_hash
     assert runner.execute(dropped).spec_hash == second.spec_hash
     assert kinds == ["distill", "evaluate"]  # both cached
+
+
+def test_student_epochs_override_the_scale_for_every_student_run() -> None:
+    args = parse_args(["--scale", "cpu", "--schedule", "--student-epochs", "4", "--seeds", "5"])
+    scale = scale_from_args(args)
+    assert (scale.student_epochs, scale.seeds) == (4, (5,))
+    assert student_schedule(scale, "sched_hkd_x3") == (12, 0)
+    assert scale_from_args(parse_args(["--scale", "cpu"])) == SCALES["cpu"]
