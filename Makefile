@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PRESET ?= quick
 
-.PHONY: setup web browser demo demo-engine demo-check test lint bench study tune clean
+.PHONY: setup web browser demo demo-engine demo-check test lint bench study schedule tune clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -54,6 +54,9 @@ bench: setup  ## every benchmark in its quick mode; each prints its figures and 
 
 study: setup  ## the accuracy study at CPU scale (about 100 min on 2 cores); writes docs/results.md
 	$(BIN)/python -m bench.study --scale cpu --out runs/study-cpu --threads 1 --workers 2
+
+schedule: setup  ## no KD and HKD at 4 and 12 student epochs and a fine-tune stage, on val (3 seeds)
+	$(BIN)/python -m bench.study --scale cpu --out runs/study-cpu --no-voc --schedule --student-epochs 4 --tuning-seeds 0 1 2 --threads 1 --workers 2 --report docs/schedule.md
 
 tune: setup  ## candidate changes to HKD scored on val (after `make study` trained the teachers)
 	$(BIN)/python -m bench.study --scale cpu --out runs/study-cpu --threads 1 --workers 2 --tune
