@@ -52,7 +52,7 @@ bench: setup  ## every benchmark in its quick mode; each prints its figures and 
 	$(BIN)/python -m bench.data_loader --quick
 	$(BIN)/python -m bench.api_load --quick
 
-study: setup  ## the accuracy study at CPU scale (about 100 min on 2 cores); writes docs/results.md
+study: setup  ## the accuracy study at CPU scale (about 3 h on 2 cores); writes docs/results.md
 	$(BIN)/python -m bench.study --scale cpu --out runs/study-cpu --threads 1 --workers 2
 
 schedule: setup  ## no KD and HKD at 4 and 12 student epochs and a fine-tune stage, on val (3 seeds)
