@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -315,18 +316,26 @@ class ScenarioResult:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     elapsed: float = 0.0
+    reasons: Counter[str] = field(default_factory=Counter)
+    """Why requests failed: `HTTP 503`, or the exception's name (`ReadTimeout`, ...)."""
 
     def figures(self, name: str) -> dict[str, Any]:
         """p50/p99 in ms, answered (2xx) requests/s and the error count, named for the
         scenario: a failed request is not counted as served."""
         n = len(self.latencies)
-        return {
+        figures: dict[str, Any] = {
             f"{name}: requests": n,
             f"{name}: p50 (ms)": percentile(self.latencies, 50) * 1000,
             f"{name}: p99 (ms)": percentile(self.latencies, 99) * 1000,
+            f"{name}: max (ms)": max(self.latencies, default=0.0) * 1000,
             f"{name}: requests/s": (n - self.errors) / self.elapsed if self.elapsed else 0.0,
             f"{name}: non-2xx or failed": self.errors,
         }
+        if self.reasons:
+            figures[f"{name}: failures"] = ", ".join(
+                f"{count} {reason}" for reason, count in self.reasons.most_common()
+            )
+        return figures
 
 
 RequestFactory = Callable[[random.Random], tuple[str, str, dict[str, Any] | None]]
@@ -355,13 +364,17 @@ async def drive(
             remaining[0] -= 1
             method, path, body = make_request(rng)
             start = time.perf_counter()
+            reason = None
             try:
                 response = await client.request(method, path, json=body)
-                ok = response.is_success
-            except httpx.HTTPError:
-                ok = False
+                if not response.is_success:
+                    reason = f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                reason = type(exc).__name__
             result.latencies.append(time.perf_counter() - start)
-            result.errors += 0 if ok else 1
+            if reason is not None:
+                result.errors += 1
+                result.reasons[reason] += 1
 
     async with httpx.AsyncClient(
         base_url=base, headers=headers, limits=limits, timeout=30.0

@@ -136,7 +136,7 @@ SCALES: dict[str, Scale] = {
     ),
     "cpu": Scale(
         name="cpu",
-        description="about two hours on 2 quiet CPU cores (2 workers): 128 px, ResNet-18 FPN teacher",
+        description="about three hours on 2 CPU cores (2 workers): 128 px, ResNet-18 FPN teacher",
         image_size=128,
         trainval_images=600,
         val_fraction=0.2,
