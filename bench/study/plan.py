@@ -153,8 +153,8 @@ SCALES: dict[str, Scale] = {
         student_epochs=12,
         lr=2e-3,
         seeds=(0, 1, 2),
-        ablation_seeds=(0, 1),
-        voc_seeds=(0,),
+        ablation_seeds=(0, 1, 2),
+        voc_seeds=(0, 1, 2),
         voc_variants=("no_kd", "hierarchical"),
         num_workers=0,
         # At lr 2e-3 the COCO-track teacher collapsed (no detection above the score
