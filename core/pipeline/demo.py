@@ -46,11 +46,10 @@ class DemoPreset:
 def quick_preset() -> DemoPreset:
     """About six minutes on two CPU cores: no KD vs hierarchical KD (P2-P3), one seed.
 
-    `make demo-check` (`distillery demo --seeds 0 1 2 --check-order`) measured on
-    2026-12-04 (only a few seconds of unit tests beside it) 615 s for all three seeds
-    (teacher 4.4 min, then about 40 s per no-KD and 75 s per HKD student): AP_small
-    teacher 7.4; HKD 1.1, 0.8, 1.9;
-    no KD 0.8, 0.5, 1.3: in order for each seed, by 0.3 to 0.6 points. Two changes, each
+    What `make demo-check` runs (`distillery demo --seeds 0 1 2`) took 615 s on 2026-12-04,
+    only a few seconds of unit tests beside it (teacher 4.4 min, then about 40 s per no-KD
+    and 75 s per HKD student): AP_small teacher 7.4; HKD 1.1, 0.8, 1.9; no KD 0.8, 0.5,
+    1.3: in order for each seed, by 0.3 to 0.6 points. Two changes, each
     measured on the same three seeds: distilling P2-P3 only (as the CPU study chose on val)
     left the order at two seeds of three (HKD 1.0, 0.8, 0.8 against a 3.7 teacher), and
     training the teacher twice as long (48 epochs of 10 steps; 3.7 -> 7.4 AP_small) then put
