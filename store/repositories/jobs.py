@@ -318,7 +318,7 @@ def _page_statement(
                 and_(Job.created_at == bindparam("after_at"), Job.id < bindparam("after_id")),
             )
         )
-    if len(conditions) == 1:
+    if not (states or kind or dataset or creator or search or tag or bounds):
         # No filter but the team's: its kept count (`Team.job_count`), not a scan of its jobs.
         counted = (
             select(Team.job_count.label("total")).where(Team.id == bindparam("team_id")).subquery()
