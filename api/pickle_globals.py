@@ -100,14 +100,14 @@ def _globals_of_one(stream: IO[bytes]) -> list[str]:
         elif op.startswith("EXT"):
             raise PickleRefused("an import through the copyreg extension registry")
         if op in _STRING_OPS:
-            last = arg if isinstance(arg, str) else bytes(arg).decode("latin-1")
+            last = arg if isinstance(arg, str) else bytes(arg or b"").decode("latin-1")
             strings.append(last)
-        elif op in ("BINPUT", "LONG_BINPUT", "PUT") and last is not None:
-            memo[int(arg)] = last
+        elif op in ("BINPUT", "LONG_BINPUT", "PUT") and last is not None and isinstance(arg, int):
+            memo[arg] = last
         elif op == "MEMOIZE" and last is not None:
             memo[len(memo)] = last
-        elif op in ("BINGET", "LONG_BINGET", "GET"):
-            value = memo.get(int(arg))
+        elif op in ("BINGET", "LONG_BINGET", "GET") and isinstance(arg, int):
+            value = memo.get(arg)
             if value is not None:
                 strings.append(value)
             last = None
