@@ -124,3 +124,20 @@ def test_an_answer_that_is_not_http_raises(server: str) -> None:
 def test_only_plain_http_urls() -> None:
     with pytest.raises(ValueError, match="only http://"):
         KeepAliveConnection("https://example.org", {}, timeout=1.0)
+
+
+@pytest.mark.parametrize("client", ["raw", "httpx"])
+def test_drive_counts_answers_and_failures_with_either_client(server: str, client: str) -> None:
+    from bench.api_load import drive
+
+    paths = iter(["/a", "/missing", "/b", "/missing", "/c", "/d"])
+
+    def make(_rng: object) -> tuple[str, str, None]:
+        return "GET", next(paths), None
+
+    result = asyncio.run(
+        drive(server, "t", make, clients=2, requests=6, max_seconds=10.0, client=client)
+    )
+    assert len(result.latencies) == 6
+    assert result.errors == 2 and result.reasons == {"HTTP 404": 2}
+    assert {auth for *_, auth in _Handler.seen} == {"Bearer t"}
